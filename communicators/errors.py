@@ -1,0 +1,17 @@
+"""Every exception the framework raises on purpose, under one base class."""
+
+
+class RTRLError(Exception):
+    """Base class of all errors raised by communicators, envs and the SAC agent."""
+
+
+class SharedBufferError(RTRLError):
+    """A shared buffer was used wrongly: wrong shape, dtype, or a closed segment."""
+
+
+class CommunicatorError(RTRLError):
+    """A communicator process failed; the message names it and carries the child traceback."""
+
+
+class EnvError(RTRLError):
+    """The environment cannot go on: a child process or the polling loop died."""

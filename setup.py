@@ -1,0 +1,34 @@
+"""Installs the real-time RL framework: communicators, rtrl_env and sac."""
+from setuptools import find_packages, setup
+
+EXTRAS = {
+    # MuJoCo simulation of the arm, cameras and target (the default backend).
+    "sim": ["mujoco>=3.3,<5", "gymnasium-robotics==1.4.2"],
+    # Real cameras and the target window.
+    "camera": ["opencv-python-headless>=4.9"],
+    # SAC agent and training script. torch is pinned to the local CPU wheel on purpose:
+    # a looser pin pulls a multi-GB CUDA build.
+    "sac": ["torch==2.13.0", "tensorboard>=2.16", "tqdm>=4.66"],
+    # libfranka backend (FR3, libfranka >= 0.10).
+    "libfranka": ["pylibfranka>=0.15"],
+    # ROS 1 backend: rospy comes from Debian, see README ("Running on a real Franka").
+    "ros": [],
+    "dev": ["pytest>=8", "pytest-timeout>=2.3", "imageio>=2.34"],
+}
+EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
+
+setup(
+    name="franka-rtrl",
+    version="0.1.0",
+    description="Real-time reinforcement learning for a Franka arm with a camera: "
+    "communicators, a drift-free action cycle and asynchronous SAC.",
+    python_requires=">=3.10",
+    packages=find_packages(include=["communicators*", "rtrl_env*", "sac*"]),
+    install_requires=[
+        "numpy>=1.26",
+        "gymnasium>=1.0",
+        "termcolor>=2.4",
+        "matplotlib>=3.8",
+    ],
+    extras_require=EXTRAS,
+)
