@@ -15,3 +15,7 @@ class CommunicatorError(RTRLError):
 
 class EnvError(RTRLError):
     """The environment cannot go on: a child process or the polling loop died."""
+
+
+class DeviceError(RTRLError):
+    """A device (camera, video file, stream, target display) cannot be opened or stopped delivering."""
