@@ -1,8 +1,9 @@
 """Where the visual target is: pure motion logic shared by the sim target and the target display.
 
-No processes, no devices, no clocks: `TargetMotion.position(t)` is a pure function of the time
-since the episode started, so the simulated target and the red dot on a real monitor move the
-same way and can be tested without either.
+No processes and no devices: `TargetMotion.position(t)` is a pure function of the time since
+the episode started, so the simulated target and the red dot on a real monitor move the same way
+and can be tested without either. `TargetEpisodes` puts it on the monotonic clock and restarts
+it when the env requests a new episode; both target communicators use it.
 
 Modes (the visual reacher's three tasks):
     reaching: a uniformly random position in the box each episode, static within the episode.
@@ -16,7 +17,10 @@ coordinates (0..1) for the target display.
 from __future__ import annotations
 
 import enum
+import threading
+import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -180,3 +184,51 @@ class TargetMotion:
         phase = np.mod(travelled, 2.0 * safe_width)
         folded = np.where(phase <= safe_width, phase, 2.0 * safe_width - phase)
         return np.where(width > 0, self._low + folded, self._low)
+
+
+class TargetEpisodes:
+    """`TargetMotion` on the monotonic clock, restarted when an episode is requested.
+
+    Thread-safe: a communicator's actuator thread requests episodes while its sensor thread
+    reads positions.
+
+    Args:
+        config: box, mode and speed.
+        clock: seconds, monotonic; `time.monotonic` so timestamps match the shared buffers.
+    """
+
+    def __init__(self, config: TargetConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self._clock = clock
+        self._motion = TargetMotion(config)
+        self._lock = threading.Lock()
+        self.episode = -1
+        self.start_episode(0)
+
+    def start_episode(self, episode: float) -> None:
+        """Draw the target of `episode` and restart its clock.
+
+        Args:
+            episode: episode number, a non-negative whole number (a float64 buffer value is fine).
+
+        Raises:
+            ValueError: `episode` is negative, fractional or not finite.
+        """
+        if not np.isfinite(episode) or episode != int(episode):
+            raise ValueError(f"target episode request {episode!r} is not a whole number; "
+                             "write the episode number (0, 1, 2, ...) to the actuator buffer")
+        rng = self.config.episode_rng(int(episode))
+        with self._lock:
+            self._motion.new_episode(rng)
+            self._start_time = self._clock()
+            self.episode = int(episode)
+
+    def position(self) -> tuple[np.ndarray, float]:
+        """Target position now.
+
+        Returns:
+            (float64 (3,) position, the clock time it is for).
+        """
+        with self._lock:
+            now = self._clock()
+            return self._motion.position(now - self._start_time), now

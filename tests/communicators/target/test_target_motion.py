@@ -4,7 +4,7 @@ import re
 import numpy as np
 import pytest
 
-from communicators.target.target_motion import TargetConfig, TargetMode, TargetMotion
+from communicators.target.target_motion import TargetConfig, TargetEpisodes, TargetMode, TargetMotion
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -139,3 +139,37 @@ def test_bad_config_names_the_field(kwargs, message):
 def test_negative_episode_number_is_rejected():
     with pytest.raises(ValueError, match="episode number -1 is negative"):
         TargetConfig().episode_rng(-1)
+
+
+class _FakeClock:
+    """A settable clock, so episode timing is exact in the test."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_target_episodes_restart_the_motion_clock_on_request():
+    clock = _FakeClock()
+    config = TargetConfig(mode="tracking", seed=2, speed=0.1)
+    episodes = TargetEpisodes(config, clock=clock)
+    expected = TargetMotion(config)
+    expected.new_episode(config.episode_rng(0))
+    clock.now += 2.0
+    position, at = episodes.position()
+    np.testing.assert_allclose(position, expected.position(2.0))
+    assert at == clock.now
+    episodes.start_episode(3.0)  # float, as read from the float64 actuator buffer
+    assert episodes.episode == 3
+    expected.new_episode(config.episode_rng(3))
+    clock.now += 0.5
+    np.testing.assert_allclose(episodes.position()[0], expected.position(0.5))
+
+
+@pytest.mark.parametrize("episode", [1.5, float("nan"), -1.0], ids=["fraction", "nan", "negative"])
+def test_target_episodes_reject_bad_episode_numbers(episode):
+    episodes = TargetEpisodes(TargetConfig())
+    with pytest.raises(ValueError, match="episode"):
+        episodes.start_episode(episode)
