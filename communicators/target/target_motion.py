@@ -24,11 +24,12 @@ from typing import Callable
 
 import numpy as np
 
-# Default box: a patch of the surface in front of the Franka's base that the wrist camera sees
-# from the arm's home pose. World frame, metres; the robot base is at the origin and the surface
-# top (the "monitor" under the arm) at z = 0.
-DEFAULT_LOW = (0.35, -0.25, 0.0)
-DEFAULT_HIGH = (0.65, 0.25, 0.0)
+# Default box: a patch of the monitor lying under the Franka (communicators/sim/scene.py: screen
+# x 0.3..0.7, y -0.3..0.3, top at z = 0.02) that the wrist camera sees from the arm's home pose,
+# kept one target radius inside the screen edges. World frame = robot base frame, metres; z is
+# the centre height of the target disc resting on the screen.
+DEFAULT_LOW = (0.35, -0.25, 0.021)
+DEFAULT_HIGH = (0.65, 0.25, 0.021)
 
 
 class TargetMode(str, enum.Enum):
