@@ -19,3 +19,11 @@ class EnvError(RTRLError):
 
 class DeviceError(RTRLError):
     """A device (camera, video file, stream, target display) cannot be opened or stopped delivering."""
+
+
+class ReplayBufferError(RTRLError):
+    """The replay buffer cannot be built or used: too big for RAM, wrong shapes, too few samples."""
+
+
+class LearnerError(RTRLError):
+    """The asynchronous learner process failed; the message carries its traceback."""
