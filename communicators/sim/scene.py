@@ -41,14 +41,17 @@ MONITOR_CENTER = np.array([0.5, 0.0])
 """Centre of the monitor's screen in the base frame's x-y plane (m)."""
 MONITOR_HALF_SIZE = np.array([0.2, 0.3])
 """Half extents of the screen along x and y (m)."""
-MONITOR_TOP_Z = 0.02
-"""Height of the screen surface above the robot base (m); the target lies on it."""
+MONITOR_TOP_Z = 0.0
+"""Height of the screen surface (m): level with the robot base; the target lies on it."""
+MONITOR_THICKNESS = 0.02
+"""The monitor lies on the table, whose surface (the floor plane) is this far below the base (m)."""
 TARGET_RADIUS = 0.025
 """Radius of the red target disc (m)."""
 TARGET_RGBA = (1.0, 0.0, 0.0, 1.0)
 WRIST_CAMERA_FOVY = 60.0
 """Vertical field of view of the wrist camera (degrees)."""
 
+_SHOULDER_TORQUE = 87.0  # N m, torque limit of joints 1-4
 # Asset joints 6 and 7 are rotated by these angles relative to Franka's convention (rad).
 _JOINT_REF = np.array([0.0, 0.0, 0.0, 0.0, 0.0, np.pi / 2, np.pi / 4])
 # Exact body orientations replacing the asset's rounded Euler angles (1.57 for pi/2).
@@ -84,12 +87,13 @@ def _look_at_xyaxes(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.concatenate([right, up])
 
 
-def build_spec(*, timestep: float = 0.002, velocity_gain: float = 200.0) -> mujoco.MjSpec:
+def build_spec(*, timestep: float = 0.002, velocity_gain: float = 400.0) -> mujoco.MjSpec:
     """Build the scene's MjSpec (not compiled), so callers can still change it.
 
     Args:
         timestep: physics step, s.
-        velocity_gain: gain kv of the joint-velocity servos, N m s/rad; the servo torque is
+        velocity_gain: gain kv of the joint-velocity servos of joints 1-4, N m s/rad; joints 5-7
+            get it scaled by their lower torque limit (12/87). The servo torque is
             kv * (commanded - actual velocity), clipped to the arm's torque limits.
 
     Returns:
@@ -117,7 +121,7 @@ def build_spec(*, timestep: float = 0.002, velocity_gain: float = 200.0) -> mujo
     _add_cameras_and_tcp(spec)
     spec.add_key(name="ready", qpos=[*READY_POSE, 0.02, 0.02],
                  ctrl=[0.0] * len(ARM_ACTUATORS) + [0.02, 0.02],
-                 mpos=[*MONITOR_CENTER, MONITOR_TOP_Z + 0.001])
+                 mpos=[*MONITOR_CENTER, MONITOR_TOP_Z])
     return spec
 
 
@@ -136,7 +140,9 @@ def _make_velocity_controlled(spec: mujoco.MjSpec, velocity_gain: float) -> None
         body.quat = _euler_to_quat(euler)
     for name in ARM_ACTUATORS:
         act = spec.actuator(name)
-        act.set_to_velocity(kv=velocity_gain)
+        # The wrist motors give 12 N m, the shoulder ones 87: scale the gain with the torque limit,
+        # or the wrist servos saturate and ring after a velocity step.
+        act.set_to_velocity(kv=velocity_gain * act.forcerange[1] / _SHOULDER_TORQUE)
         act.ctrlrange = [-10.0, 10.0]  # the safety filter limits speeds; this only bounds ctrl
     for body in spec.bodies:
         if body.name.startswith("panda0_"):
@@ -170,18 +176,22 @@ def _add_world(spec: mujoco.MjSpec) -> None:
     light.castshadow = False
     light.diffuse = [0.8, 0.8, 0.8]
     light.specular = [0.1, 0.1, 0.1]
-    world.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[3.0, 3.0, 0.1],
-                   rgba=[0.35, 0.4, 0.45, 1.0])
-    half_z = MONITOR_TOP_Z / 2
+    half_z = MONITOR_THICKNESS / 2
+    table_z = MONITOR_TOP_Z - MONITOR_THICKNESS
+    world.add_geom(name="table", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[3.0, 3.0, 0.1],
+                   pos=[0.0, 0.0, table_z], rgba=[0.35, 0.4, 0.45, 1.0])
+    world.add_geom(name="base_plate", type=mujoco.mjtGeom.mjGEOM_BOX,
+                   pos=[0.0, 0.0, table_z + half_z], size=[0.12, 0.12, half_z],
+                   rgba=[0.2, 0.2, 0.2, 1.0])
     world.add_geom(name="monitor", type=mujoco.mjtGeom.mjGEOM_BOX,
-                   pos=[*MONITOR_CENTER, half_z], size=[*MONITOR_HALF_SIZE, half_z],
+                   pos=[*MONITOR_CENTER, MONITOR_TOP_Z - half_z], size=[*MONITOR_HALF_SIZE, half_z],
                    rgba=[0.05, 0.05, 0.08, 1.0])
-    target = world.add_body(name=TARGET_BODY, mocap=True,
-                            pos=[*MONITOR_CENTER, MONITOR_TOP_Z + 0.001])
-    # Purely visual: it must not push the arm, like a dot drawn on a screen.
+    target = world.add_body(name=TARGET_BODY, mocap=True, pos=[*MONITOR_CENTER, MONITOR_TOP_Z])
+    # A disc lying on the screen, its centre at the body's position; purely visual (no contacts),
+    # like a dot drawn on the screen. Raised 1 mm so it does not z-fight with the screen.
     target.add_geom(name="target_disc", type=mujoco.mjtGeom.mjGEOM_CYLINDER,
-                    size=[TARGET_RADIUS, 0.001, 0.0], rgba=list(TARGET_RGBA),
-                    contype=0, conaffinity=0)
+                    pos=[0.0, 0.0, 0.001], size=[TARGET_RADIUS, 0.001, 0.0],
+                    rgba=list(TARGET_RGBA), contype=0, conaffinity=0)
 
 
 def _add_cameras_and_tcp(spec: mujoco.MjSpec) -> None:
@@ -204,7 +214,7 @@ def _add_cameras_and_tcp(spec: mujoco.MjSpec) -> None:
     cam.alt.xyaxes = _look_at_xyaxes(eye, np.array([0.4, 0.0, 0.3]))
 
 
-def build_model(*, timestep: float = 0.002, velocity_gain: float = 200.0) -> mujoco.MjModel:
+def build_model(*, timestep: float = 0.002, velocity_gain: float = 400.0) -> mujoco.MjModel:
     """Compile the scene (see `build_spec` for the arguments).
 
     The keyframe "ready" holds the arm in READY_POSE. (qpos0 must stay at the joints' `ref`:

@@ -1,6 +1,7 @@
 """FK and Jacobian against MuJoCo's own kinematics of the sim scene."""
 import re
 
+import communicators.sim  # noqa: F401  (first: sets MUJOCO_GL=egl before mujoco loads)
 import mujoco
 import numpy as np
 import pytest
