@@ -44,7 +44,7 @@ def test_target_on_the_wrist_camera_axis_appears_red_at_the_image_centre(rendere
     physics.set_joint_positions(physics.config.initial_qpos + np.array([0.2, 0.1, 0, 0, 0, 0, 0]))
     cam = physics.model.camera(scene.WRIST_CAMERA).id
     eye, forward = physics.data.cam_xpos[cam], -physics.data.cam_xmat[cam].reshape(3, 3)[:, 2]
-    hit = eye + forward * (scene.MONITOR_TOP_Z - eye[2]) / forward[2]  # axis meets the screen
+    hit = eye + forward * (scene.TARGET_REST_Z - eye[2]) / forward[2]  # axis meets the screen
     physics.set_target_position(hit)
     physics.set_joint_positions(physics.state().q)  # recompute poses with the moved target
     renderer.update_scene(physics.data, camera=scene.WRIST_CAMERA)
@@ -56,7 +56,7 @@ def test_target_on_the_wrist_camera_axis_appears_red_at_the_image_centre(rendere
 
 def test_target_off_screen_leaves_the_wrist_image_free_of_red(renderer_physics):
     physics, renderer = renderer_physics
-    physics.set_target_position(np.array([-1.0, -1.0, scene.MONITOR_TOP_Z]))
+    physics.set_target_position(np.array([-1.0, -1.0, scene.TARGET_REST_Z]))
     physics.set_joint_positions(physics.config.initial_qpos)
     renderer.update_scene(physics.data, camera=scene.WRIST_CAMERA)
     assert not _red_mask(renderer.render()).any()
