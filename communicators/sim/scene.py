@@ -41,14 +41,17 @@ MONITOR_CENTER = np.array([0.5, 0.0])
 """Centre of the monitor's screen in the base frame's x-y plane (m)."""
 MONITOR_HALF_SIZE = np.array([0.2, 0.3])
 """Half extents of the screen along x and y (m)."""
-MONITOR_TOP_Z = 0.02
-"""Height of the screen above the table (m); the table top is level with the robot base (z = 0)."""
+MONITOR_TOP_Z = 0.0
+"""Height of the screen surface (m): level with the robot base; the target lies on it."""
+MONITOR_THICKNESS = 0.02
+"""The monitor lies on the table, whose surface (the floor plane) is this far below the base (m)."""
 TARGET_RADIUS = 0.025
 """Radius of the red target disc (m)."""
 TARGET_HALF_THICKNESS = 0.001
 """Half thickness of the target disc (m)."""
-TARGET_REST_Z = MONITOR_TOP_Z + TARGET_HALF_THICKNESS
-"""Height of the target's centre when the disc lies on the screen (m); target positions use it."""
+TARGET_REST_Z = MONITOR_TOP_Z
+"""Target position z (m) at which the disc lies on the screen: the target body's origin is the
+centre of the disc's underside, so target positions are points on the screen surface."""
 TARGET_RGBA = (1.0, 0.0, 0.0, 1.0)
 WRIST_CAMERA_FOVY = 60.0
 """Vertical field of view of the wrist camera (degrees)."""
@@ -178,16 +181,22 @@ def _add_world(spec: mujoco.MjSpec) -> None:
     light.castshadow = False
     light.diffuse = [0.8, 0.8, 0.8]
     light.specular = [0.1, 0.1, 0.1]
+    half_z = MONITOR_THICKNESS / 2
+    table_z = MONITOR_TOP_Z - MONITOR_THICKNESS
     world.add_geom(name="table", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[3.0, 3.0, 0.1],
-                   rgba=[0.35, 0.4, 0.45, 1.0])
-    half_z = MONITOR_TOP_Z / 2
+                   pos=[0.0, 0.0, table_z], rgba=[0.35, 0.4, 0.45, 1.0])
+    world.add_geom(name="base_plate", type=mujoco.mjtGeom.mjGEOM_BOX,
+                   pos=[0.0, 0.0, table_z + half_z], size=[0.12, 0.12, half_z],
+                   rgba=[0.2, 0.2, 0.2, 1.0])
     world.add_geom(name="monitor", type=mujoco.mjtGeom.mjGEOM_BOX,
-                   pos=[*MONITOR_CENTER, half_z], size=[*MONITOR_HALF_SIZE, half_z],
+                   pos=[*MONITOR_CENTER, MONITOR_TOP_Z - half_z], size=[*MONITOR_HALF_SIZE, half_z],
                    rgba=[0.05, 0.05, 0.08, 1.0])
-    # The body's position is the disc's centre (what target communicators publish). Purely
-    # visual (no contacts), like a dot drawn on the screen.
+    # Target positions are points on the screen: the body sits there and the disc on top of it
+    # (raised by its half thickness, so it does not z-fight with the screen). Purely visual (no
+    # contacts), like a dot drawn on the screen.
     target = world.add_body(name=TARGET_BODY, mocap=True, pos=[*MONITOR_CENTER, TARGET_REST_Z])
     target.add_geom(name="target_disc", type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+                    pos=[0.0, 0.0, TARGET_HALF_THICKNESS],
                     size=[TARGET_RADIUS, TARGET_HALF_THICKNESS, 0.0],
                     rgba=list(TARGET_RGBA), contype=0, conaffinity=0)
 
