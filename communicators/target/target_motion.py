@@ -25,10 +25,10 @@ from typing import Callable
 import numpy as np
 
 # Default box: a patch of the monitor lying under the Franka (communicators/sim/scene.py: screen
-# x 0.3..0.7, y -0.3..0.3, its surface level with the robot base) that the wrist camera sees from
-# the arm's home pose, kept one target radius inside the screen edges. World frame = robot base
-# frame, metres; z is the height of the screen surface the target lies on (the scene's target
-# body sits there). tests/communicators/sim/test_sim_target_communicator.py checks the match.
+# x 0.3..0.7, y -0.3..0.3) that the wrist camera sees from the arm's home pose, kept one target
+# radius inside the screen edges. World frame = robot base frame, metres; z is the scene's
+# TARGET_REST_Z: the screen surface, level with the robot base, on which the target lies.
+# tests/communicators/sim/test_sim_target_communicator.py checks the match with the scene.
 DEFAULT_LOW = (0.35, -0.25, 0.0)
 DEFAULT_HIGH = (0.65, 0.25, 0.0)
 
