@@ -138,6 +138,10 @@ class FrankaPhysics:
         self.data.qpos[self._qpos_adr] = qpos
         mujoco.mj_kinematics(self.model, self.data)
 
+    def joint_positions(self) -> np.ndarray:
+        """Current joint angles, shape (7,), rad (a copy; cheaper than `state()`)."""
+        return self.data.qpos[self._qpos_adr].copy()
+
     def state(self) -> FrankaState:
         """The arm's current state (joint angles and velocities, TCP pose)."""
         # mj_step leaves site poses at the start of the step; recompute them for the current qpos.
