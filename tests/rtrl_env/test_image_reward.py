@@ -29,8 +29,8 @@ def test_centred_patch_pays_more_than_the_same_patch_off_centre():
 
 
 def test_reward_grows_with_the_red_area_and_clips_at_max_reward():
-    small = image_reward(_image_with_patch(55, 75, size=6))
-    large = image_reward(_image_with_patch(50, 70, size=20))
+    small = image_reward(_image_with_patch(56, 76, size=6))
+    large = image_reward(_image_with_patch(54, 74, size=12))
     assert 0 < small < large
     assert image_reward(np.full((120, 160, 3), RED, np.uint8)) == 4.0
     cfg = ImageRewardConfig(max_reward=0.5)
@@ -38,9 +38,9 @@ def test_reward_grows_with_the_red_area_and_clips_at_max_reward():
 
 
 def test_reward_formula_matches_a_hand_computation():
-    img = _image_with_patch(50, 70, size=20)
+    img = _image_with_patch(50, 70, size=10)
     weights = centre_weights(120, 160)
-    expected = 100.0 * weights[50:70, 70:90].sum() / (120 * 160)
+    expected = 400.0 * weights[50:60, 70:80].sum() / (120 * 160)
     assert image_reward(img) == pytest.approx(expected, rel=1e-6)
 
 
