@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import importlib
 import pathlib
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,10 @@ FRANKA_TYPES = (
     "franka_core_msgs/EndPointState",
     "franka_core_msgs/RobotState",
 )
+# genpy's generator keeps module-level state (struct patterns, serial context), so two threads
+# generating at once corrupt each other's code; generation is serialised.
+_GENERATE_LOCK = threading.Lock()
+
 # Types from standard ROS packages the franka types refer to; taken from the installed classes.
 _STANDARD_TYPES = ("std_msgs/Header", "geometry_msgs/WrenchStamped", "actionlib_msgs/GoalID")
 
@@ -118,6 +123,11 @@ def generate_classes(definitions: dict[str, str]) -> dict[str, type]:
         RosUnavailableError: genmsg/genpy or a referenced standard message are missing.
         ValueError: a definition does not parse; the message names the type.
     """
+    with _GENERATE_LOCK:
+        return _generate_classes(definitions)
+
+
+def _generate_classes(definitions: dict[str, str]) -> dict[str, type]:
     genmsg, msg_generator = _import_genmsg()
     context = genmsg.msg_loader.MsgContext.create_default()
     for type_name in _STANDARD_TYPES:

@@ -5,6 +5,7 @@ import os
 import select
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +45,12 @@ def running_bridge(master, *args: str, ready_timeout: float = 30.0) -> Iterator[
                 break
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("bridge node did not start:\n" + "".join(lines))
+        # Keep reading its output so a full pipe can never block the bridge; tests may read
+        # proc.output (lines) after the block, e.g. its "bridge stopped: reflexes=..." summary.
+        proc.output = lines
+        drain = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")),
+                                 daemon=True)
+        drain.start()
         yield proc
     finally:
         if proc.poll() is None:
@@ -53,6 +60,8 @@ def running_bridge(master, *args: str, ready_timeout: float = 30.0) -> Iterator[
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
+        if "drain" in locals():
+            drain.join(timeout=5)
         proc.stdout.close()
 
 
