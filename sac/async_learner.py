@@ -1,0 +1,262 @@
+"""The asynchronous learner: a process that samples the shared replay buffer, updates the agent
+continuously and publishes the policy's weights, while the acting process keeps its cycle.
+
+Thread budget on a 2-core machine: the acting process runs torch with one thread (policy inference
+is ~1 ms); the learner gets ``num_threads`` intra-op threads at a raised nice value, so it soaks up
+idle CPU but yields to the action cycle and the device processes when they need a core. OpenMP
+threads wait passively (``OMP_WAIT_POLICY=passive``), so a preempted learner thread does not make
+its partner spin.
+
+Failure: an exception in the learner sends its traceback to the parent and ends the process; the
+actor keeps its last weights and :meth:`AsyncLearner.raise_if_failed` raises :class:`LearnerError`
+with that traceback at the next step. A learner killed outright (no traceback) is reported by its
+exit code. The learner exits by itself when the parent dies.
+"""
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import signal
+import time
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from communicators.errors import LearnerError
+from sac.agent import SACAgent
+from sac.replay_buffer import SharedReplayBuffer
+from sac.shared_arrays import SharedArrays
+from sac.weights import VersionedArray, WeightPublisher
+
+STAT_KEYS = ("train/critic_loss", "train/actor_loss", "train/alpha_loss", "train/alpha",
+             "train/entropy", "train/batch_reward", "train/q1")
+_ENV_STEPS, _NUM_UPDATES, _STOP, _SAVE_DONE = range(4)  # control counters
+
+
+@dataclass
+class LearnerConfig:
+    """How the learner process runs."""
+
+    max_update_freq: float = 10.0
+    """Cap: at most this many updates per env step, counted from ``update_after``."""
+    update_after: int = 1000
+    """Env steps (initial random exploration) before the first update."""
+    num_threads: int = 1
+    """torch intra-op threads in the learner process."""
+    actor_threads: int = 1
+    """torch intra-op threads set in the acting process by :meth:`AsyncLearner.start`."""
+    nice: int = 5
+    """Nice increment of the learner, so the action cycle wins a contended core."""
+    publish_every: int = 1
+    """Publish the policy's weights every this many updates."""
+    device: str = "cpu"
+    """torch device of the learner's updates."""
+    start_method: str = "spawn"
+    """multiprocessing start method; spawn is safe with torch and GL contexts in the parent."""
+
+    def __post_init__(self) -> None:
+        if self.max_update_freq < 0 or self.update_after < 0:
+            raise ValueError(f"LearnerConfig: max_update_freq={self.max_update_freq} and "
+                             f"update_after={self.update_after} must be >= 0")
+        if self.num_threads < 1 or self.actor_threads < 1 or self.publish_every < 1:
+            raise ValueError("LearnerConfig: num_threads, actor_threads and publish_every must be >= 1")
+        if self.start_method not in multiprocessing.get_all_start_methods():
+            raise ValueError(f"LearnerConfig.start_method={self.start_method!r}; choose one of "
+                             f"{multiprocessing.get_all_start_methods()}")
+
+
+class AsyncLearner:
+    """Runs SAC updates in a child process on the shared replay buffer.
+
+    Args:
+        agent: the acting process's agent; its full state (networks, optimizers, counters, RNGs)
+            seeds the learner, so a resumed agent resumes learning too.
+        replay: the shared replay buffer the acting process writes.
+        config: process settings.
+
+    Example (the acting loop)::
+
+        learner = AsyncLearner(agent, replay, LearnerConfig()).start()
+        ...                                  # each step:
+        learner.raise_if_failed()
+        learner.set_env_step(step)
+        learner.pull_weights(agent.policy)   # newest weights, if any; never blocks
+        ...
+        learner.stop()
+    """
+
+    def __init__(self, agent: SACAgent, replay: SharedReplayBuffer, config: LearnerConfig):
+        self.config = config
+        self.replay = replay
+        ctx = multiprocessing.get_context(config.start_method)
+        self.weights = WeightPublisher(agent.policy_state())
+        self._control = SharedArrays({"counters": ((4,), np.int64)}, tag="learner")
+        self._counters = self._control["counters"]
+        self._counters[_NUM_UPDATES] = agent.num_updates
+        self._stats = VersionedArray(2 * len(STAT_KEYS), np.float64, tag="stats")
+        self._stats_scratch = np.zeros(2 * len(STAT_KEYS))
+        self._stats_last = np.zeros(2 * len(STAT_KEYS))
+        self._stats_version = 0
+        self._cmd_recv, self._cmd_send = ctx.Pipe(duplex=False)
+        self._err_recv, self._err_send = ctx.Pipe(duplex=False)
+        spec = (agent.image_shape, agent.proprio_dim, agent.action_dim, agent.config)
+        self._process = ctx.Process(
+            target=_learner_main, name="sac-learner", daemon=True,
+            args=(spec, _to_bytes(agent.state_dict()), replay, self.weights, self._control, self._stats,
+                  self._cmd_recv, self._err_send, config, os.getpid()))
+        self._save_requests = 0
+        self._stopping = False
+        self._error: str | None = None
+
+    # --------------------------------------------------------------- lifecycle
+    def start(self) -> AsyncLearner:
+        """Starts the learner process and sets the acting process's torch threads."""
+        torch.set_num_threads(self.config.actor_threads)
+        # Passive OpenMP waits: read by the child's OpenMP runtime when it starts.
+        os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+        self._process.start()
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Blocks until the learner published its first weights (it imports torch: seconds)."""
+        deadline = time.monotonic() + timeout
+        while self.weights.version == 0:
+            self.raise_if_failed()
+            if time.monotonic() > deadline:
+                raise LearnerError(f"learner process did not publish weights within {timeout} s")
+            time.sleep(0.01)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stops the learner (after its current update), then frees its shared memory. Idempotent."""
+        self._stopping = True
+        if self._process.pid is not None:
+            self._counters[_STOP] = 1
+            self._process.join(timeout)
+            if self._process.is_alive():
+                self._process.terminate()
+                self._process.join(2.0)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()
+        for conn in (self._cmd_recv, self._cmd_send, self._err_recv, self._err_send):
+            conn.close()
+        self._control.close()
+        self._stats.close()
+        self.weights.close()
+
+    def __enter__(self) -> AsyncLearner:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ------------------------------------------------------ acting-side calls
+    def raise_if_failed(self) -> None:
+        """Raises LearnerError (with the learner's traceback) if the learner process has died."""
+        if self._error is None and not self._err_recv.closed and self._err_recv.poll():
+            self._error = self._err_recv.recv()
+        if self._error is None and not self._stopping and self._process.pid is not None \
+                and not self._process.is_alive():
+            self._error = f"learner process exited with code {self._process.exitcode} and no traceback"
+        if self._error is not None:
+            raise LearnerError(f"the SAC learner process failed; the actor kept its last weights "
+                               f"(version {self.weights.pulled_version}).\n{self._error}")
+
+    def set_env_step(self, step: int) -> None:
+        """Tells the learner how many env steps were taken (drives the update cap)."""
+        self._counters[_ENV_STEPS] = step
+
+    def pull_weights(self, policy: torch.nn.Module) -> int | None:
+        """Loads the newest published weights into ``policy`` if newer ones exist. Never blocks."""
+        return self.weights.pull(policy)
+
+    @property
+    def num_updates(self) -> int:
+        """Updates the learner has made (including those of a resumed agent)."""
+        return int(self._counters[_NUM_UPDATES])
+
+    def stats(self) -> dict[str, float]:
+        """Mean of each ``STAT_KEYS`` value over the updates since the previous call (or {})."""
+        version = self._stats.read(self._stats_scratch, newer_than=self._stats_version)
+        if version is None:
+            return {}
+        self._stats_version = version
+        delta = self._stats_scratch - self._stats_last
+        self._stats_last[:] = self._stats_scratch
+        k = len(STAT_KEYS)
+        return {key: float(delta[i] / delta[k + i]) for i, key in enumerate(STAT_KEYS) if delta[k + i] > 0}
+
+    def save_agent(self, path: str, timeout: float = 60.0) -> None:
+        """Asks the learner to write its full agent state (``torch.save``) to ``path``, atomically,
+        and waits for it.
+
+        Raises:
+            LearnerError: the learner died or did not answer within ``timeout`` seconds.
+        """
+        self.raise_if_failed()
+        self._save_requests += 1
+        self._cmd_send.send(("save", path, self._save_requests))
+        deadline = time.monotonic() + timeout
+        while self._counters[_SAVE_DONE] < self._save_requests:
+            self.raise_if_failed()
+            if time.monotonic() > deadline:
+                raise LearnerError(f"learner did not save its state to {path} within {timeout} s")
+            time.sleep(0.005)
+
+
+def _to_bytes(state: dict) -> bytes:
+    # Plain bytes through the spawn pipe: no torch tensor-sharing strategy (file descriptors) involved.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def _learner_main(spec, state: bytes, replay: SharedReplayBuffer, weights: WeightPublisher,
+                  control: SharedArrays, stats: VersionedArray, cmd_conn, err_conn,
+                  config: LearnerConfig, parent_pid: int) -> None:
+    # Ctrl-C reaches the whole process group; the parent decides when the learner stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        torch.set_num_threads(config.num_threads)
+        if config.nice:
+            os.nice(config.nice)
+        counters = control["counters"]
+        agent = SACAgent(*spec, device=config.device)
+        agent.load_state_dict(torch.load(io.BytesIO(state), weights_only=False))
+        weights.publish(agent.policy_state())
+        sums = np.zeros(2 * len(STAT_KEYS))
+        k = len(STAT_KEYS)
+        while not counters[_STOP]:
+            if os.getppid() != parent_pid:
+                return  # the acting process died; nobody will stop us
+            while cmd_conn.poll():
+                _handle_command(agent, cmd_conn.recv(), counters)
+            allowed = (counters[_ENV_STEPS] - config.update_after) * config.max_update_freq
+            if agent.num_updates >= allowed or len(replay) < agent.config.batch_size:
+                time.sleep(0.002)
+                continue
+            info = agent.update(replay.sample(agent.config.batch_size, agent.np_rng))
+            counters[_NUM_UPDATES] = agent.num_updates
+            if agent.num_updates % config.publish_every == 0:
+                weights.publish(agent.policy_state())
+            for i, key in enumerate(STAT_KEYS):
+                if key in info:
+                    sums[i] += info[key]
+                    sums[k + i] += 1
+            stats.publish(sums)
+    except BaseException:
+        err_conn.send(traceback.format_exc())
+        raise SystemExit(1)
+
+
+def _handle_command(agent: SACAgent, command: tuple, counters: np.ndarray) -> None:
+    name, path, request = command
+    if name != "save":
+        raise LearnerError(f"learner got unknown command {name!r}")
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(agent.state_dict(), tmp)
+    os.replace(tmp, path)  # atomic: a crash mid-save leaves the previous file intact
+    counters[_SAVE_DONE] = request
