@@ -111,6 +111,26 @@ def fk(q: np.ndarray, tool_offset: float = HAND_TCP_OFFSET) -> tuple[np.ndarray,
     return t[:3, 3].copy(), t[:3, :3].copy()
 
 
+def fk_and_jacobian(
+    q: np.ndarray, tool_offset: float = HAND_TCP_OFFSET
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`fk` and `jacobian` in one pass (half the cost of calling both).
+
+    Returns:
+        pos (3,) m, rot (3, 3), jac (6, 7); as `fk` and `jacobian` return them.
+    """
+    q = _check_q(q)
+    frames = _joint_frames(q)
+    tool = frames[-1] @ _tool_transform(tool_offset)
+    p_tool = tool[:3, 3]
+    axes = frames[:, :3, 2]  # (7, 3) joint axes (z of each frame)
+    origins = frames[:, :3, 3]  # (7, 3)
+    jac = np.empty((6, NUM_JOINTS))
+    jac[:3] = np.cross(axes, p_tool - origins).T
+    jac[3:] = axes.T
+    return p_tool.copy(), tool[:3, :3].copy(), jac
+
+
 def jacobian(q: np.ndarray, tool_offset: float = HAND_TCP_OFFSET) -> np.ndarray:
     """Geometric Jacobian of the tool point in the base frame.
 
@@ -125,12 +145,4 @@ def jacobian(q: np.ndarray, tool_offset: float = HAND_TCP_OFFSET) -> np.ndarray:
     Raises:
         ValueError: q does not have shape (7,).
     """
-    q = _check_q(q)
-    frames = _joint_frames(q)
-    p_tool = (frames[-1] @ _tool_transform(tool_offset))[:3, 3]
-    axes = frames[:, :3, 2]  # (7, 3) joint axes (z of each frame)
-    origins = frames[:, :3, 3]  # (7, 3)
-    jac = np.empty((6, NUM_JOINTS))
-    jac[:3] = np.cross(axes, p_tool - origins).T
-    jac[3:] = axes.T
-    return jac
+    return fk_and_jacobian(q, tool_offset)[2]

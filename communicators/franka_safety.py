@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from communicators.franka_kinematics import NUM_JOINTS, fk, jacobian
+from communicators.franka_kinematics import NUM_JOINTS, fk, fk_and_jacobian
 
 # Franka Panda datasheet limits, https://frankaemika.github.io/docs/control_parameters.html
 PANDA_JOINT_POS_MIN = np.array([-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973])
@@ -156,8 +156,8 @@ class SafetyFilter:
             dq /= ratio
 
         # 2. Workspace box on the TCP.
-        pos, _ = fk(q)
-        jac_pos = jacobian(q)[:3]
+        pos, _, jac = fk_and_jacobian(q)
+        jac_pos = jac[:3]
         v = jac_pos @ dq
         v_high = np.maximum(lim.workspace_gain * (lim.workspace_high - pos), -lim.max_push_back_speed)
         v_low = np.minimum(lim.workspace_gain * (lim.workspace_low - pos), lim.max_push_back_speed)

@@ -6,7 +6,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from communicators.franka_kinematics import READY_POSE, fk, jacobian
+from communicators.franka_kinematics import READY_POSE, fk, fk_and_jacobian, jacobian
 from communicators.franka_safety import PANDA_JOINT_POS_MAX, PANDA_JOINT_POS_MIN
 from communicators.sim import scene
 
@@ -77,3 +77,11 @@ def test_wrong_number_of_joints_raises_a_clear_error():
         fk(np.zeros(9))
     with pytest.raises(ValueError, match="no finger joints"):
         jacobian(np.zeros(9))
+
+
+def test_fk_and_jacobian_in_one_pass_equals_the_separate_calls():
+    q = READY_POSE - 0.4
+    pos, rot, jac = fk_and_jacobian(q, tool_offset=0.05)
+    np.testing.assert_array_equal(pos, fk(q, tool_offset=0.05)[0])
+    np.testing.assert_array_equal(rot, fk(q, tool_offset=0.05)[1])
+    np.testing.assert_array_equal(jac, jacobian(q, tool_offset=0.05))
