@@ -1,4 +1,17 @@
-"""libfranka backend: the FR3 driven through pylibfranka's 1 kHz joint-velocity loop."""
+"""libfranka backend: the FR3 driven through pylibfranka's 1 kHz joint-velocity loop.
+
+pylibfranka itself is imported only inside the communicator's child process, so this package
+imports (and its configs validate) on machines without it.
+"""
+from communicators.libfranka.franka_sim_process import FrankaSimProcess, FrankaSimProcessConfig
+from communicators.libfranka.libfranka_config import LibfrankaConfig, fr3_safety_limits
 from communicators.libfranka.velocity_shaper import VelocityShaper, VelocityShaperConfig
 
-__all__ = ["VelocityShaper", "VelocityShaperConfig"]
+__all__ = [
+    "FrankaSimProcess",
+    "FrankaSimProcessConfig",
+    "LibfrankaConfig",
+    "VelocityShaper",
+    "VelocityShaperConfig",
+    "fr3_safety_limits",
+]
