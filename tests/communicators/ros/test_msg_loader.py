@@ -101,3 +101,28 @@ def test_an_unparsable_definition_names_its_type():
 
     with pytest.raises(ValueError, match=re.escape("franka_core_msgs/Broken")):
         generate_classes({"franka_core_msgs/Broken": "float64[ broken\n"})
+
+
+def test_classes_generated_in_parallel_threads_all_work():
+    # genpy's generator has module-level state; msg_loader serialises generation (see the lock).
+    import threading
+
+    from communicators.ros.msg_loader import generate_classes, read_definitions
+
+    defs = read_definitions()
+    results: list = []
+
+    def generate():
+        results.append(generate_classes(defs))
+
+    threads = [threading.Thread(target=generate) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 4
+    for classes in results:
+        state = classes["franka_core_msgs/RobotState"](robot_mode=2)
+        assert _roundtrip(state).robot_mode == 2
+        tip = classes["franka_core_msgs/EndPointState"](O_T_EE=[1.0] * 16)
+        assert _roundtrip(tip).O_T_EE[0] == 1.0
