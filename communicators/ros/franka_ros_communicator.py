@@ -290,8 +290,9 @@ class FrankaROSCommunicator(Communicator):
             dq = np.zeros(7)  # no fresh state to check the command against: stand still
         else:
             dq = self._filter.filter(q, dq_cmd)
+        if mode in (T.ROBOT_MODE_REFLEX, T.ROBOT_MODE_USER_STOPPED):
+            dq = np.zeros(7)  # so the arm does not jump to a stale command when it comes back
         if mode == T.ROBOT_MODE_REFLEX:
-            dq = np.zeros(7)
             if self.config.auto_recover and now - self._last_recovery >= self.config.recovery_interval:
                 self._link.recover()
                 self._recovery_requests += 1
