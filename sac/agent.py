@@ -188,9 +188,11 @@ class SACAgent:
             getattr(self, name).load_state_dict(state[name])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
-        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
-        self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+        # Deep copies: Optimizer.load_state_dict keeps the given moment tensors, which would
+        # otherwise alias the source agent's and move with its updates.
+        self.critic_optimizer.load_state_dict(copy.deepcopy(state["critic_optimizer"]))
+        self.actor_optimizer.load_state_dict(copy.deepcopy(state["actor_optimizer"]))
+        self.alpha_optimizer.load_state_dict(copy.deepcopy(state["alpha_optimizer"]))
         self.num_updates = int(state["num_updates"])
         self.torch_rng.set_state(state["torch_rng"])
         self.np_rng.bit_generator.state = state["np_rng"]

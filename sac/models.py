@@ -18,12 +18,13 @@ from sac.config import AgentConfig, EncoderConfig, EncoderHead
 
 def conv_output_size(size: int, kernel_size: int, strides: tuple[int, ...]) -> int:
     """Spatial size after a stack of unpadded convolutions (pixels)."""
+    out = size
     for stride in strides:
-        size = (size - kernel_size) // stride + 1
-        if size < 1:
-            raise ValueError(f"image too small for the encoder: kernel {kernel_size}, "
-                             f"strides {strides}; use larger images or smaller strides")
-    return size
+        out = (out - kernel_size) // stride + 1
+        if out < 1:
+            raise ValueError(f"a {size}-pixel image side (after cropping) is too small for the encoder "
+                             f"(kernel {kernel_size}, strides {strides}); use larger images or smaller strides")
+    return out
 
 
 class SpatialSoftmax(nn.Module):

@@ -78,9 +78,8 @@ class SharedReplayBuffer:
         if capacity < 1:
             raise ReplayBufferError(f"capacity={capacity}: expected >= 1 transitions")
         frame_capacity = frame_capacity or capacity + capacity // 10 + 2 * k
-        if frame_capacity < capacity + 2 * k:
-            raise ReplayBufferError(f"frame_capacity={frame_capacity}: expected >= capacity + 2k = "
-                                    f"{capacity + 2 * k}")
+        if frame_capacity < 3 * k:  # one transition may hold k reused + 2k new frames
+            raise ReplayBufferError(f"frame_capacity={frame_capacity}: expected >= 3 * frames = {3 * k}")
         specs = self._specs(k, (h, w), proprio_dim, action_dim, capacity, frame_capacity)
         nbytes = sum(int(np.prod(s)) * np.dtype(d).itemsize for s, d in specs.values())
         limit = int(available_shared_memory() * max_fraction_of_ram)
@@ -192,6 +191,11 @@ class SharedReplayBuffer:
         return int(self._header[_HI] - self._header[_LO])
 
     @property
+    def num_frames_added(self) -> int:
+        """Single frames stored since creation (one per step in a frame-stacking env)."""
+        return int(self._header[_FRAMES])
+
+    @property
     def num_added(self) -> int:
         """Transitions added since creation (or restored by :meth:`load`)."""
         return int(self._header[_HI])
@@ -202,20 +206,28 @@ class SharedReplayBuffer:
         Raises:
             ReplayBufferError: the buffer is empty.
         """
-        hi, lo = int(self._header[_HI]), int(self._header[_LO])
-        if hi <= lo:
-            raise ReplayBufferError("cannot sample from an empty replay buffer; add transitions first")
+        lo, hi = self._valid_range()
         idx = rng.integers(lo, hi, batch_size)
         batch = self._gather(idx)
         while True:
             # Rows the writer may have overwritten while we copied are resampled from what is left.
-            lo = int(self._header[_LO])
-            stale = np.flatnonzero(idx < lo)
+            stale = np.flatnonzero(idx < int(self._header[_LO]))
             if stale.size == 0:
                 return batch
+            lo, hi = self._valid_range()
             idx[stale] = rng.integers(lo, hi, stale.size)
             for field, part in zip(batch, self._gather(idx[stale])):
                 field[stale] = part
+
+    def _valid_range(self) -> tuple[int, int]:
+        while True:
+            hi = int(self._header[_HI])  # hi first: every row below it is complete
+            lo = int(self._header[_LO])
+            if hi == 0:
+                raise ReplayBufferError("cannot sample from an empty replay buffer; add transitions first")
+            if lo < hi:
+                return lo, hi
+            # lo == hi only inside an add that evicts every row; the new row lands in microseconds.
 
     def _gather(self, idx: np.ndarray) -> Batch:
         rows = idx % self.capacity
