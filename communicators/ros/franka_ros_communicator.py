@@ -38,6 +38,14 @@ from communicators.franka_state import DQ, EE_POS, EE_QUAT, Q, STATE_DIM
 from communicators.ros import topics as T
 from communicators.ros.ros_command_link import RospyCommandLink, make_command_link
 
+STATS_ROBOT_MODE = 0
+"""stats_buffer index: the latest RobotState.robot_mode (topics.ROBOT_MODE_*)."""
+STATS_REFLEXES = 1
+"""stats_buffer index: reflexes seen (transitions into ROBOT_MODE_REFLEX)."""
+STATS_RECOVERY_REQUESTS = 2
+"""stats_buffer index: error-recovery goals sent."""
+STATS_STATE_AGE = 3
+"""stats_buffer index: age of the latest state at the last actuator tick, s."""
 STATS_DIM = 4
 
 
@@ -205,6 +213,15 @@ class FrankaROSCommunicator(Communicator):
                         f"{self.config.namespace!r}?"
                     )
                 self._cond.wait(timeout=min(left, 0.1))
+        # Commands published before the motion controller has connected would be lost.
+        while not self._link.connected():
+            if time.monotonic() > deadline:
+                raise CommunicatorError(
+                    f"FrankaROSCommunicator: nothing subscribes to {self._topics.joint_commands} "
+                    f"within {self.config.connect_timeout} s; is franka_ros_interface's motion "
+                    "controller running?"
+                )
+            time.sleep(0.01)
 
     def _close_device(self) -> None:
         rospy = getattr(self, "_rospy", None)
@@ -298,8 +315,21 @@ class FrankaROSCommunicator(Communicator):
                 self._recovery_requests += 1
                 self._last_recovery = now
         self._link.send_velocity(dq)
-        self.stats_buffer.write(np.array([mode, self._reflexes, self._recovery_requests,
-                                          now - state_time if np.isfinite(state_time) else np.inf]))
+        stats = np.empty(STATS_DIM)
+        stats[STATS_ROBOT_MODE], stats[STATS_REFLEXES] = mode, self._reflexes
+        stats[STATS_RECOVERY_REQUESTS] = self._recovery_requests
+        stats[STATS_STATE_AGE] = now - state_time if np.isfinite(state_time) else np.inf
+        self.stats_buffer.write(stats)
+
+    def stats(self) -> dict[str, float]:
+        """The latest stats_buffer values by name (empty before the first actuator tick)."""
+        if self.stats_buffer.num_writes == 0:
+            return {}
+        values = self.stats_buffer.latest()[0]
+        return {"robot_mode": float(values[STATS_ROBOT_MODE]),
+                "reflexes": float(values[STATS_REFLEXES]),
+                "recovery_requests": float(values[STATS_RECOVERY_REQUESTS]),
+                "state_age_s": float(values[STATS_STATE_AGE])}
 
     def close(self) -> None:
         """Stop the process (the arm is left commanded to zero velocity) and free the buffers."""
@@ -307,4 +337,6 @@ class FrankaROSCommunicator(Communicator):
         self.stats_buffer.close()
 
 
-__all__ = ["FrankaROSCommunicator", "FrankaROSConfig", "RosTransport", "RospyCommandLink"]
+__all__ = ["FrankaROSCommunicator", "FrankaROSConfig", "RosTransport", "RospyCommandLink",
+           "STATS_DIM", "STATS_ROBOT_MODE", "STATS_REFLEXES", "STATS_RECOVERY_REQUESTS",
+           "STATS_STATE_AGE"]

@@ -35,6 +35,14 @@ class RospyCommandLink:
         self._recovery_pub = rospy.Publisher(topics.error_recovery_goal,
                                              self._msgs.ErrorRecoveryActionGoal, queue_size=1)
 
+    def connected(self) -> bool:
+        """True once franka_ros_interface's motion controller subscribes to our commands.
+
+        ROS 1 connects a publisher to its subscribers asynchronously, shortly after it is
+        advertised; messages published before that are lost.
+        """
+        return self._pub.get_num_connections() > 0
+
     def send_velocity(self, dq: np.ndarray) -> None:
         """Publish joint velocities (shape (7,), rad/s, already safety-filtered)."""
         self._command.velocity = [float(v) for v in dq]
@@ -69,6 +77,10 @@ class ArmInterfaceCommandLink:
         self._recovery_pub = rospy.Publisher(topics.error_recovery_goal,
                                              load_franka_msgs().ErrorRecoveryActionGoal,
                                              queue_size=1)
+
+    def connected(self) -> bool:
+        """True once the motion controller subscribes to ArmInterface's command publisher."""
+        return self._arm._joint_command_publisher.get_num_connections() > 0
 
     def send_velocity(self, dq: np.ndarray) -> None:
         """Joint velocities (shape (7,), rad/s) as ArmInterface.set_joint_velocities' dict."""
