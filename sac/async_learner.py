@@ -131,6 +131,8 @@ class AsyncLearner:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stops the learner (after its current update), then frees its shared memory. Idempotent."""
+        if self._control.closed:
+            return
         self._stopping = True
         if self._process.pid is not None:
             self._counters[_STOP] = 1
@@ -143,6 +145,7 @@ class AsyncLearner:
                 self._process.join()
         for conn in (self._cmd_recv, self._cmd_send, self._err_recv, self._err_send):
             conn.close()
+        self._counters = None  # a view into the segment about to be unmapped
         self._control.close()
         self._stats.close()
         self.weights.close()

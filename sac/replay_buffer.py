@@ -279,4 +279,6 @@ class SharedReplayBuffer:
 
     def close(self) -> None:
         """Detaches; the creating process also frees the shared memory. Idempotent."""
+        for name in ("header", "frames", *_ROW_ARRAYS):
+            setattr(self, "_" + name, None)  # views must not outlive the mapping
         self._arrays.close()

@@ -99,7 +99,11 @@ class SharedArrays:
         self._attach()
 
     def close(self) -> None:
-        """Detaches; the owner also unlinks the segment. Idempotent."""
+        """Detaches; the owner also unlinks the segment. Idempotent.
+
+        The mapping is released, so drop every array taken from ``[]`` first: numpy views do not
+        pin the mapping, and touching one after close crashes the process.
+        """
         self._arrays = None
         self._finalizer()
 

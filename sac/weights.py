@@ -14,7 +14,7 @@ import torch
 
 from sac.shared_arrays import SharedArrays
 
-_VERSION = 0  # header: version, then one sequence number per slot
+_VERSION = 0  # header: newest version, then (sequence, version) of slot 0 and of slot 1
 
 
 class VersionedArray:
@@ -28,7 +28,7 @@ class VersionedArray:
 
     def __init__(self, size: int, dtype=np.float32, tag: str = "versioned"):
         self.size = int(size)
-        self._shared = SharedArrays({"header": ((3,), np.int64), "data": ((2, self.size), dtype)}, tag=tag)
+        self._shared = SharedArrays({"header": ((5,), np.int64), "data": ((2, self.size), dtype)}, tag=tag)
         self._header, self._data = self._shared["header"], self._shared["data"]
 
     def __getstate__(self) -> dict:
@@ -49,6 +49,7 @@ class VersionedArray:
         slot = version % 2  # the slot readers of the current version are NOT reading
         self._header[1 + slot] += 1  # odd: slot being written
         self._data[slot] = values
+        self._header[3 + slot] = version  # the slot's own label, read inside the seqlock
         self._header[1 + slot] += 1  # even: slot complete
         self._header[_VERSION] = version
         return version
@@ -65,17 +66,20 @@ class VersionedArray:
             version = int(self._header[_VERSION])
             if version <= newer_than:
                 return None
-            seq_index = 1 + version % 2
-            before = int(self._header[seq_index])
+            slot = version % 2
+            before = int(self._header[1 + slot])
             if before % 2:
                 continue  # the writer is already reusing this slot for a newer version
-            np.copyto(out, self._data[version % 2])
-            if int(self._header[seq_index]) == before:
-                return version
+            np.copyto(out, self._data[slot])
+            # The slot may hold a newer version than we looked up (same parity): its own label says.
+            label = int(self._header[3 + slot])
+            if int(self._header[1 + slot]) == before:
+                return label
         return None
 
     def close(self) -> None:
-        """Detaches; the creating process also frees the shared memory."""
+        """Detaches; the creating process also frees the shared memory. Idempotent."""
+        self._header = self._data = None  # views must not outlive the mapping
         self._shared.close()
 
 

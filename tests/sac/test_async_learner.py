@@ -1,0 +1,112 @@
+"""AsyncLearner: a real learner process on a real shared replay buffer."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+import numpy as np
+import pytest
+import torch
+from sac_fixtures import A, IMAGE_SHAPE, P, make_obs, tiny_config
+
+from communicators.errors import LearnerError
+from sac.agent import SACAgent
+from sac.async_learner import AsyncLearner, LearnerConfig
+from sac.replay_buffer import SharedReplayBuffer
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("no_leaked_segments")]
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def setup():
+    replay = SharedReplayBuffer(IMAGE_SHAPE, P, A, capacity=500)
+    rng = np.random.default_rng(0)
+    for s in range(100):
+        replay.add(make_obs(s, rng), rng.uniform(-1, 1, A).astype(np.float32), 1.0, make_obs(s + 1, rng), False)
+    agent = SACAgent(IMAGE_SHAPE, P, A, tiny_config(), seed=0)
+    learners = []
+
+    def make(**config) -> AsyncLearner:
+        learners.append(AsyncLearner(agent, replay, LearnerConfig(**config)).start())
+        learners[-1].wait_ready()
+        return learners[-1]
+
+    yield agent, make
+    for learner in learners:
+        learner.stop()
+    replay.close()
+
+
+def test_learner_updates_up_to_the_cap_and_the_actor_pulls_new_weights(setup):
+    agent, make = setup
+    learner = make(max_update_freq=2, update_after=10)
+    before = [p.detach().clone() for p in agent.policy.parameters()]
+    learner.set_env_step(10)
+    time.sleep(0.3)
+    assert learner.num_updates == 0  # no updates during the initial random steps
+    learner.set_env_step(30)
+    wait_for(lambda: learner.num_updates == 40, 30, "40 updates")
+    time.sleep(0.3)
+    assert learner.num_updates == 40  # capped at 2 updates per env step after update_after
+    assert learner.pull_weights(agent.policy) == 41  # initial weights + one version per update
+    assert any(not torch.equal(a, b) for a, b in zip(before, agent.policy.parameters()))
+    stats = learner.stats()
+    assert np.isfinite(stats["train/critic_loss"]) and stats["train/batch_reward"] == pytest.approx(1.0)
+    learner.raise_if_failed()
+
+
+def test_save_agent_writes_the_learners_full_state_atomically(setup, tmp_path):
+    agent, make = setup
+    learner = make(max_update_freq=1, update_after=0)
+    learner.set_env_step(7)
+    wait_for(lambda: learner.num_updates == 7, 30, "7 updates")
+    path = tmp_path / "agent.pt"
+    learner.save_agent(str(path))
+    assert sorted(os.listdir(tmp_path)) == ["agent.pt"]  # no temporary file left
+    restored = SACAgent(IMAGE_SHAPE, P, A, tiny_config(), seed=5)
+    restored.load_state_dict(torch.load(path, weights_only=False))
+    assert restored.num_updates == 7
+
+
+def test_learner_exception_reaches_the_actor_with_its_traceback_and_the_actor_keeps_acting(setup, tmp_path):
+    agent, make = setup
+    learner = make(max_update_freq=1, update_after=0)
+    weights = [p.detach().clone() for p in agent.policy.parameters()]
+    with pytest.raises(LearnerError, match=re.escape("the SAC learner process failed")) as err:
+        learner.save_agent(str(tmp_path / "missing_dir" / "agent.pt"))  # torch.save fails in the child
+    assert "Traceback" in str(err.value) and "missing_dir" in str(err.value)
+    with pytest.raises(LearnerError):
+        learner.raise_if_failed()  # and keeps saying so
+    assert learner.pull_weights(agent.policy) in (None, 1)
+    assert all(torch.equal(a, b) for a, b in zip(weights, agent.policy.parameters()))
+    assert agent.act(make_obs(0)).shape == (A,)
+
+
+def test_a_killed_learner_is_reported_by_exit_code(setup):
+    _, make = setup
+    learner = make()
+    os.kill(learner._process.pid, signal.SIGKILL)
+    wait_for(lambda: not learner._process.is_alive(), 10, "the learner to die")
+    with pytest.raises(LearnerError, match=re.escape("exited with code -9")):
+        learner.raise_if_failed()
+
+
+def test_ctrl_c_does_not_stop_the_learner_and_stop_ends_it_cleanly(setup):
+    _, make = setup
+    learner = make()
+    os.kill(learner._process.pid, signal.SIGINT)  # what a Ctrl-C sends the whole process group
+    time.sleep(0.3)
+    learner.raise_if_failed()
+    assert learner._process.is_alive()
+    learner.stop()
+    assert not learner._process.is_alive() and learner._process.exitcode == 0
