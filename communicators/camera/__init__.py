@@ -1,0 +1,1 @@
+"""Camera communicators for real cameras (OpenCV: USB devices, streams, video files)."""
