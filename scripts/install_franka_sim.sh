@@ -7,7 +7,12 @@
 #      MuJoCo Menagerie's FR3 through robot_descriptions on first start, which fails offline.
 #      franky-sim's wheel ships Menagerie's FR3 (+ Panda hand) with meshes, Apache-2.0; we take
 #      only its assets folder (pip download --no-deps, ~19 MB, not its ~690 MB dependency tree)
-#      and fix the meshdir its fr3.xml names ("assets", but the meshes lie in "meshes").
+#      and patch its fr3.xml twice: the meshdir it names ("assets") is wrong (the meshes lie in
+#      "meshes"), and the wrist joints 5-7 get an armature (reflected rotor inertia) of 0.2 instead
+#      of 0.074 kg m^2. franka-sim servos joint velocity explicitly at 1 kHz with 200 Nm s/rad on
+#      those joints, which is unstable on this model's light wrist (dt * gain / inertia = 2.6 on
+#      joint 7 > 2): joint 7 then chatters at +-0.08 rad/s when commanded to rest. franka-sim is
+#      tuned for Menagerie's fr3v2 model, which it would download at start-up (not offline).
 # Idempotent: each step is skipped when its result is already there.
 #
 # Usage: scripts/install_franka_sim.sh            (from the repository root or anywhere)
@@ -23,6 +28,7 @@ FRANKA_SIM_VERSION="1.1.7"
 FRANKY_SIM_VERSION="1.0.4"      # only its assets (the FR3 MJCF + meshes) are used
 PYLIBFRANKA_SPEC="pylibfranka>=0.18"  # franka-sim speaks server protocol 10: libfranka >= 0.18
 MJCF_DIR="$SIM_VENV/share/fr3_mjcf"
+MJCF_MARKER="patched by scripts/install_franka_sim.sh v2"
 start=$(date +%s)
 
 # 1. pylibfranka in the main venv.
@@ -46,15 +52,15 @@ else
 fi
 
 # 3. The offline FR3 model, extracted from franky-sim's wheel without installing it.
-if [ -f "$MJCF_DIR/fr3.xml" ]; then
+if grep -q "$MJCF_MARKER" "$MJCF_DIR/fr3.xml" 2>/dev/null; then
     echo "install_franka_sim: FR3 model already at $MJCF_DIR/fr3.xml"
 else
     tmp="$(mktemp -d)"
     trap 'rm -rf "$tmp"' EXIT
     "$SIM_VENV/bin/pip" download --quiet --no-deps "franky-sim==$FRANKY_SIM_VERSION" -d "$tmp"
-    "$SIM_VENV/bin/python" - "$tmp"/franky_sim-*.whl "$MJCF_DIR" <<'EOF'
+    "$SIM_VENV/bin/python" - "$tmp"/franky_sim-*.whl "$MJCF_DIR" "$MJCF_MARKER" <<'EOF'
 import sys, zipfile, pathlib
-wheel, out = sys.argv[1], pathlib.Path(sys.argv[2])
+wheel, out, marker = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
 (out / "meshes").mkdir(parents=True, exist_ok=True)
 with zipfile.ZipFile(wheel) as z:
     for name in z.namelist():
@@ -68,13 +74,15 @@ with zipfile.ZipFile(wheel) as z:
         if name.endswith("licenses/LICENSE"):
             (out / "LICENSE").write_bytes(z.read(name))
 xml = (out / "fr3.xml").read_text()
-if 'meshdir="assets"' not in xml:
-    sys.exit(f"franky-sim's fr3.xml changed: no meshdir=\"assets\" to fix in {out / 'fr3.xml'}")
-(out / "fr3.xml").write_text(xml.replace('meshdir="assets"', 'meshdir="meshes"'))
+if xml.count('meshdir="assets"') != 1 or xml.count('armature="0.074"') != 3:
+    sys.exit(f"franky-sim's fr3.xml changed: cannot apply the meshdir and wrist-armature patches to {out / 'fr3.xml'}")
+xml = xml.replace('meshdir="assets"', 'meshdir="meshes"').replace('armature="0.074"', 'armature="0.2"')
+(out / "fr3.xml").write_text(xml.replace("<mujoco", f"<!-- {marker}: meshdir, wrist armature -->\n<mujoco", 1))
 EOF
     # Prove the model loads offline with franka-sim's own MuJoCo before calling it installed.
     "$SIM_VENV/bin/python" -c "import mujoco, sys; m = mujoco.MjModel.from_xml_path(sys.argv[1]); print(f'install_franka_sim: FR3 model loads (nq={m.nq})')" "$MJCF_DIR/fr3.xml"
 fi
 
 echo "install_franka_sim: done in $(( $(date +%s) - start )) s"
-echo "  server: FR3_MJCF=$MJCF_DIR/fr3.xml $SIM_VENV/bin/run-franka-sim-server --enforce-comm-constraints --enforce-motion-limits"
+echo "  tests start it on loopback via communicators/libfranka/franka_sim_process.py; by hand (binds 0.0.0.0):"
+echo "  FR3_MJCF=$MJCF_DIR/fr3.xml $SIM_VENV/bin/run-franka-sim-server --no-gripper --enforce-comm-constraints --enforce-motion-limits"

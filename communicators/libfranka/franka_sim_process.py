@@ -55,6 +55,7 @@ finally:
     server.stop()
 """
 _READY_LINE = "Server ready for new client connection"
+_MODEL_MARKER = "patched by scripts/install_franka_sim.sh v2"  # see that script for the patches
 
 
 def default_venv() -> Path:
@@ -67,8 +68,9 @@ def missing_install(venv: Path | None = None) -> str | None:
     venv = default_venv() if venv is None else Path(venv)
     if not (venv / "bin" / "python").exists():
         return f"no franka-sim venv at {venv}; run scripts/install_franka_sim.sh"
-    if not (venv / "share" / "fr3_mjcf" / "fr3.xml").exists():
-        return f"no offline FR3 model in {venv}/share/fr3_mjcf; run scripts/install_franka_sim.sh"
+    model = venv / "share" / "fr3_mjcf" / "fr3.xml"
+    if not model.exists() or _MODEL_MARKER not in model.read_text(errors="replace")[:200]:
+        return f"no (or an outdated) offline FR3 model at {model}; run scripts/install_franka_sim.sh"
     return None
 
 
