@@ -43,6 +43,7 @@ class BridgeConfig:
         rate_hz: state publish rate (Hz); the physics steps at the same rate (at least 500 Hz).
         initial_qpos: joint angles at start, shape (7,), rad.
         ros_ip: address this node advertises to the master (ROS_IP).
+        arm_id: prefix of the joint names ("panda" -> "panda_joint1"; franka_ros uses "fr3" too).
     """
 
     master_uri: str
@@ -50,6 +51,7 @@ class BridgeConfig:
     rate_hz: float = T.STATE_PUBLISH_RATE_HZ
     initial_qpos: np.ndarray = field(default_factory=lambda: READY_POSE.copy())
     ros_ip: str = "127.0.0.1"
+    arm_id: str = "panda"
 
     def __post_init__(self) -> None:
         if not 500.0 <= self.rate_hz <= 2000.0:
@@ -59,6 +61,13 @@ class BridgeConfig:
             raise ValueError(f"BridgeConfig.initial_qpos must have 7 joint angles (rad), "
                              f"got shape {self.initial_qpos.shape}")
         T.FrankaTopics(self.namespace)  # validates the namespace
+        if not self.arm_id.isidentifier():
+            raise ValueError(f"BridgeConfig.arm_id={self.arm_id!r} must be a plain name like 'panda'")
+
+    @property
+    def joint_names(self) -> tuple[str, ...]:
+        """The arm's joint names, joints 1..7."""
+        return tuple(f"{self.arm_id}_joint{i}" for i in range(1, 8))
 
 
 class FrankaBridge:
@@ -95,7 +104,7 @@ class FrankaBridge:
         rospy.Subscriber(names.joint_command_timeout, Float64, self._on_timeout, queue_size=10)
         rospy.Subscriber(names.error_recovery_goal, self._msgs.ErrorRecoveryActionGoal,
                          self._on_recovery, queue_size=10)
-        self._joint_msg = JointState(name=list(T.JOINT_NAMES))
+        self._joint_msg = JointState(name=list(config.joint_names))
         self._robot_msg = self._msgs.RobotState()
         self._tip_msg = self._msgs.EndPointState()
 
@@ -109,11 +118,12 @@ class FrankaBridge:
                 self._command_time = time.monotonic()
                 return
             try:
-                order = [list(msg.names).index(n) for n in T.JOINT_NAMES] if msg.names else range(7)
+                names = self.config.joint_names
+                order = [list(msg.names).index(n) for n in names] if msg.names else range(7)
                 dq = np.array([msg.velocity[i] for i in order], dtype=np.float64)
             except (ValueError, IndexError):
                 self._rospy.logerr_throttle(1.0, f"bridge: malformed JointCommand names={msg.names} "
-                                            f"velocity={msg.velocity}; expected {T.JOINT_NAMES}")
+                                            f"velocity={msg.velocity}; expected {self.config.joint_names}")
                 return
             if not np.all(np.isfinite(dq)) or np.any(np.abs(dq) > PANDA_JOINT_VEL_MAX):
                 self._enter_reflex()
@@ -219,12 +229,13 @@ def _parse_args(argv: list[str] | None) -> BridgeConfig:
     p.add_argument("--initial-qpos", type=float, nargs=7, default=None, metavar="Q",
                    help="7 initial joint angles, rad (default: Franka's ready pose)")
     p.add_argument("--ros-ip", default="127.0.0.1", help="address advertised to the master")
+    p.add_argument("--arm-id", default="panda", help="joint name prefix, e.g. panda or fr3")
     a = p.parse_args(argv)
     if not a.master_uri:
         p.error("no ROS master: pass --master-uri http://HOST:PORT or set ROS_MASTER_URI")
     qpos = READY_POSE.copy() if a.initial_qpos is None else np.array(a.initial_qpos)
     return BridgeConfig(master_uri=a.master_uri, namespace=a.namespace, rate_hz=a.rate_hz,
-                        initial_qpos=qpos, ros_ip=a.ros_ip)
+                        initial_qpos=qpos, ros_ip=a.ros_ip, arm_id=a.arm_id)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -230,6 +230,7 @@ class FrankaROSCommunicator(Communicator):
         link = getattr(self, "_link", None)
         if link is not None:
             link.send_velocity(np.zeros(7))  # leave the arm commanded to stand still
+            time.sleep(0.05)  # rospy sends from its own thread; let the zero leave first
             link.close()
         for sub in getattr(self, "_subs", []):
             sub.unregister()
@@ -278,8 +279,7 @@ class FrankaROSCommunicator(Communicator):
                 self._cond.wait(timeout=min(left, 0.05))
             self._seen_seq = self._joint_seq
             msg, recv, pose = self._joint_msg, self._joint_recv, self._tip_pose
-        names = list(msg.name)
-        order = [names.index(n) for n in T.JOINT_NAMES] if names[:7] != list(T.JOINT_NAMES) else range(7)
+        order = self._joint_order(tuple(msg.name))
         state = np.empty(STATE_DIM)
         state[Q] = [msg.position[i] for i in order]
         state[DQ] = [msg.velocity[i] for i in order]
@@ -291,6 +291,24 @@ class FrankaROSCommunicator(Communicator):
         self.sensor_buffer.write(state, timestamp=stamp)
         with self._cond:
             self._q, self._state_time = state[Q].copy(), stamp
+
+    def _joint_order(self, names: tuple[str, ...]) -> list[int]:
+        """Indices of joints 1..7 in a JointState's names ("panda_joint1", "fr3_joint1", ...)."""
+        if names == getattr(self, "_names", None):
+            return self._order
+        order = []
+        for i in range(1, 8):
+            hits = [k for k, n in enumerate(names) if n.endswith(f"joint{i}") and "finger" not in n]
+            if len(hits) != 1:
+                raise CommunicatorError(
+                    f"FrankaROSCommunicator: joint_states names {list(names)} do not name arm "
+                    f"joint {i} exactly once (expected names like {T.JOINT_NAMES[i - 1]!r})"
+                )
+            order.append(hits[0])
+        self._names, self._order = names, order
+        # Command the joints by the names the robot uses (the arm_id may be "panda" or "fr3").
+        self._link.set_joint_names([names[k] for k in order])
+        return order
 
     def _actuator_handler(self) -> None:
         data, _, _ = self.actuator_buffer.read_update()

@@ -35,6 +35,10 @@ class RospyCommandLink:
         self._recovery_pub = rospy.Publisher(topics.error_recovery_goal,
                                              self._msgs.ErrorRecoveryActionGoal, queue_size=1)
 
+    def set_joint_names(self, names: list[str]) -> None:
+        """Name the joints in commands as the robot's joint_states does (ordered 1..7)."""
+        self._command.names = list(names)
+
     def connected(self) -> bool:
         """True once franka_ros_interface's motion controller subscribes to our commands.
 
@@ -77,6 +81,9 @@ class ArmInterfaceCommandLink:
         self._recovery_pub = rospy.Publisher(topics.error_recovery_goal,
                                              load_franka_msgs().ErrorRecoveryActionGoal,
                                              queue_size=1)
+
+    def set_joint_names(self, names: list[str]) -> None:
+        """Nothing to do: ArmInterface already uses the robot's joint names."""
 
     def connected(self) -> bool:
         """True once the motion controller subscribes to ArmInterface's command publisher."""

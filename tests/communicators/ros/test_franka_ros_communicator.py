@@ -95,6 +95,16 @@ def test_velocity_commands_move_the_simulated_arm(ros_master):
     assert np.median(states[len(states) // 2:, 7]) == pytest.approx(0.2, abs=0.03)
 
 
+def test_an_fr3_with_its_own_joint_names_is_read_and_commanded_by_name(ros_master):
+    with running_bridge(ros_master, "--rate-hz", str(RATE_HZ), "--arm-id", "fr3"), \
+            _Running(_communicator(ros_master)) as comm:
+        q0 = comm.sensor_buffer.latest()[0][Q].copy()
+        _drive(comm, lambda s: [0, 0, 0, 0, 0, 0.2, 0], seconds=0.8)
+        moved = comm.sensor_buffer.latest()[0][Q] - q0
+    np.testing.assert_allclose(q0, READY_POSE, atol=0.02)
+    assert moved[5] > 0.08 and np.all(np.abs(np.delete(moved, 5)) < 0.03)
+
+
 def test_a_stale_command_becomes_zero_velocity(ros_master):
     with running_bridge(ros_master, "--rate-hz", str(RATE_HZ)), \
             _Running(_communicator(ros_master, actuator_timeout=0.1)) as comm:
