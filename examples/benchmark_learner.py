@@ -1,0 +1,271 @@
+"""Learner throughput: the shared-memory pipeline against a queue-of-minibatches pipeline.
+
+Both pipelines run the same agent, batch and image shapes, the same weight publishing and the
+same 40 ms acting loop in the main process (synthetic stacked frames, policy inference, storing
+the transition, pulling weights). Only the data path differs:
+
+- ``shared``: the actor writes the shared replay buffer; the learner process samples it directly
+  (sac.async_learner.AsyncLearner).
+- ``queue``: the anchors' design. The actor sends each transition through a multiprocessing
+  queue to a replay process, which samples minibatches and sends them, pickled, through a second
+  queue to the update process.
+
+The learner runs flat out (no update cap). Prints a table and writes JSON. Not a test: figures
+depend on the machine and its load.
+
+    python examples/benchmark_learner.py --duration 60 --out benchmark_learner.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import queue as queue_lib
+import signal
+import time
+
+import numpy as np
+import torch
+
+from sac.agent import SACAgent
+from sac.async_learner import AsyncLearner, LearnerConfig
+from sac.config import get_preset
+from sac.replay_buffer import SharedReplayBuffer
+from sac.shared_arrays import SharedArrays
+from sac.weights import WeightPublisher
+
+PROPRIO_DIM, ACTION_DIM, DT = 21, 7, 0.040
+# name -> (preset, (channels, height, width)); "seed" uses the anchors' reference shapes.
+CONFIGS = {"seed": ("seed", (9, 84, 84)), "cpu": ("cpu", (9, 48, 64))}
+
+
+class SyntheticStream:
+    """Frame-stacked observations with one new random frame per step, like the env's."""
+
+    def __init__(self, image_shape: tuple[int, int, int], seed: int = 0):
+        self.rng = np.random.default_rng(seed)
+        self.shape = image_shape
+        self.obs = self._next(np.zeros(image_shape, np.uint8))
+
+    def _next(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        frame = self.rng.integers(0, 256, (3, *self.shape[1:]), dtype=np.uint8)
+        return {"image": np.concatenate([image[3:], frame]),
+                "proprioception": self.rng.standard_normal(PROPRIO_DIM).astype(np.float32)}
+
+    def step(self, action: np.ndarray) -> tuple:
+        obs, self.obs = self.obs, self._next(self.obs["image"])
+        return obs, action, float(self.rng.random()), self.obs, False
+
+
+# ---------------------------------------------------------------- queue pipeline
+def _replay_process(transitions, batches, shape, capacity, batch_size, stop) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+    replay = SharedReplayBuffer(shape, PROPRIO_DIM, ACTION_DIM, capacity)  # private to this process
+    rng = np.random.default_rng(1)
+    try:
+        while not stop.is_set():
+            try:
+                while True:
+                    replay.add(*transitions.get_nowait())
+            except queue_lib.Empty:
+                pass
+            if len(replay) < batch_size:
+                time.sleep(0.005)
+                continue
+            try:
+                batches.put(replay.sample(batch_size, rng), timeout=0.1)  # pickled by the queue
+            except queue_lib.Full:
+                pass
+    finally:
+        replay.close()
+
+
+def _queue_learner(batches, spec, state, weights, counters, stop, threads, nice) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+    os.nice(nice)
+    agent = SACAgent(*spec)
+    agent.load_state_dict(state)
+    weights.publish(agent.policy_state())
+    updates = counters["n"]
+    while not stop.is_set():
+        try:
+            batch = batches.get(timeout=0.1)
+        except queue_lib.Empty:
+            continue
+        agent.update(batch)
+        weights.publish(agent.policy_state())
+        updates[0] = agent.num_updates
+
+
+class QueuePipeline:
+    """The anchors' three-process design, with this project's agent and weight publishing."""
+
+    def __init__(self, agent: SACAgent, capacity: int, threads: int, nice: int):
+        ctx = multiprocessing.get_context("spawn")
+        self.transitions, self.batches = ctx.Queue(), ctx.Queue(maxsize=2)
+        self.stop_event = ctx.Event()
+        self.weights = WeightPublisher(agent.policy_state())
+        self.counters = SharedArrays({"n": ((1,), np.int64)}, tag="bench")
+        spec = (agent.image_shape, agent.proprio_dim, agent.action_dim, agent.config)
+        self.procs = [
+            ctx.Process(target=_replay_process, daemon=True,
+                        args=(self.transitions, self.batches, agent.image_shape, capacity,
+                              agent.config.batch_size, self.stop_event)),
+            ctx.Process(target=_queue_learner, daemon=True,
+                        args=(self.batches, spec, agent.state_dict(), self.weights, self.counters,
+                              self.stop_event, threads, nice))]
+        os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+        for p in self.procs:
+            p.start()
+
+    def add(self, *transition) -> None:
+        self.transitions.put(transition)
+
+    @property
+    def num_updates(self) -> int:
+        return int(self.counters["n"][0])
+
+    def pull_weights(self, policy) -> int | None:
+        return self.weights.pull(policy)
+
+    def raise_if_failed(self) -> None:
+        dead = [p.name for p in self.procs if not p.is_alive()]
+        if dead:
+            raise RuntimeError(f"queue pipeline processes died: {dead}")
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for p in self.procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+                p.join()
+        for q in (self.transitions, self.batches):
+            q.cancel_join_thread()
+            q.close()
+        self.weights.close()
+        self.counters.close()
+
+
+# -------------------------------------------------------------------- one run
+def run(config: str, pipeline: str, duration: float, threads: int, nice: int, prefill: int) -> dict:
+    preset_name, shape = CONFIGS[config]
+    preset = get_preset(preset_name)
+    torch.set_num_threads(1)  # the acting process's budget
+    agent = SACAgent(shape, PROPRIO_DIM, ACTION_DIM, preset.agent, seed=0)
+    stream = SyntheticStream(shape)
+    replay = None
+    if pipeline == "shared":
+        replay = SharedReplayBuffer(shape, PROPRIO_DIM, ACTION_DIM, capacity=10_000)
+        for _ in range(prefill):
+            replay.add(*stream.step(np.zeros(ACTION_DIM, np.float32)))
+        learner = AsyncLearner(agent, replay, LearnerConfig(max_update_freq=1e9, update_after=0,
+                                                            num_threads=threads, nice=nice)).start()
+        learner.set_env_step(1 << 40)
+        learner.wait_ready(120)
+        add = replay.add
+    else:
+        learner = QueuePipeline(agent, 10_000, threads, nice)
+        for _ in range(prefill):
+            learner.add(*stream.step(np.zeros(ACTION_DIM, np.float32)))
+        while learner.weights.version == 0:
+            learner.raise_if_failed()
+            time.sleep(0.05)
+        add = learner.add
+    try:
+        while learner.num_updates < 3:  # warm-up: process start, first batches
+            learner.raise_if_failed()
+            time.sleep(0.05)
+        periods, work, pulls = [], [], 0
+        u0, t0 = learner.num_updates, time.monotonic()
+        next_tick = last = t0
+        while time.monotonic() - t0 < duration:
+            start = time.monotonic()
+            learner.raise_if_failed()
+            pulls += learner.pull_weights(agent.policy) is not None
+            action = agent.act(stream.obs)
+            add(*stream.step(action))
+            work.append(time.monotonic() - start)
+            next_tick += DT
+            time.sleep(max(0.0, next_tick - time.monotonic()))
+            now = time.monotonic()
+            periods.append(now - last)
+            last = now
+        elapsed = time.monotonic() - t0
+        updates = learner.num_updates - u0
+    finally:
+        learner.stop()
+        if replay is not None:
+            replay.close()
+    p = np.array(periods[1:]) * 1e3
+    return {"config": config, "pipeline": pipeline, "image_shape": list(shape),
+            "batch_size": preset.agent.batch_size, "learner_threads": threads, "duration_s": elapsed,
+            "updates_per_s": updates / elapsed, "env_steps_per_s": len(periods) / elapsed,
+            "weight_pulls_per_s": pulls / elapsed, "period_p50_ms": float(np.percentile(p, 50)),
+            "period_p99_ms": float(np.percentile(p, 99)), "period_max_ms": float(p.max()),
+            "overruns": int(np.sum(p > DT * 1e3 + 1.0)),
+            "actor_work_p99_ms": float(np.percentile(np.array(work) * 1e3, 99))}
+
+
+def serial_ceiling(config: str, threads: int, seconds: float) -> float:
+    """Updates/s of the update alone, in this process (no actor, no pipeline)."""
+    preset_name, shape = CONFIGS[config]
+    torch.set_num_threads(threads)
+    agent = SACAgent(shape, PROPRIO_DIM, ACTION_DIM, get_preset(preset_name).agent)
+    replay = SharedReplayBuffer(shape, PROPRIO_DIM, ACTION_DIM, capacity=2000)
+    stream = SyntheticStream(shape)
+    try:
+        for _ in range(500):
+            replay.add(*stream.step(np.zeros(ACTION_DIM, np.float32)))
+        agent.update(replay.sample(agent.config.batch_size, agent.np_rng))
+        n, t0 = 0, time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            agent.update(replay.sample(agent.config.batch_size, agent.np_rng))
+            n += 1
+        return n / (time.monotonic() - t0)
+    finally:
+        replay.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds per pipeline run")
+    parser.add_argument("--configs", default="seed,cpu", help="comma list of: " + ",".join(CONFIGS))
+    parser.add_argument("--pipelines", default="shared,queue", help="comma list of: shared,queue")
+    parser.add_argument("--learner_threads", type=int, default=1, help="torch threads of the learner")
+    parser.add_argument("--nice", type=int, default=5, help="nice increment of the learner process")
+    parser.add_argument("--serial_seconds", type=float, default=15.0, help="0 skips the serial ceiling")
+    parser.add_argument("--out", default="benchmark_learner.json", help="JSON output path")
+    args = parser.parse_args()
+    results, serial = [], {}
+    for config in args.configs.split(","):
+        if args.serial_seconds > 0:
+            for threads in (1, 2):
+                serial[f"{config}/{threads}"] = serial_ceiling(config, threads, args.serial_seconds)
+        for pipeline in args.pipelines.split(","):
+            results.append(run(config, pipeline, args.duration, args.learner_threads, args.nice, prefill=1000))
+            r = results[-1]
+            print(f"{config:5s} {pipeline:6s} updates/s {r['updates_per_s']:6.2f}  env steps/s "
+                  f"{r['env_steps_per_s']:5.1f}  period p50/p99/max {r['period_p50_ms']:.1f}/"
+                  f"{r['period_p99_ms']:.1f}/{r['period_max_ms']:.1f} ms", flush=True)
+    header = "| config | shape | batch | pipeline | updates/s | env steps/s | period p50 / p99 / max (ms) | overruns |"
+    print("\n" + header + "\n|" + "---|" * 8)
+    for r in results:
+        print(f"| {r['config']} | {'x'.join(map(str, r['image_shape']))} | {r['batch_size']} | {r['pipeline']} | "
+              f"{r['updates_per_s']:.2f} | {r['env_steps_per_s']:.1f} | {r['period_p50_ms']:.1f} / "
+              f"{r['period_p99_ms']:.1f} / {r['period_max_ms']:.1f} | {r['overruns']} |")
+    for key, value in serial.items():
+        print(f"serial ceiling {key} thread(s): {value:.2f} updates/s")
+    with open(args.out, "w") as f:
+        json.dump({"machine": {"cpus": os.cpu_count(), "processor": platform.processor(),
+                               "torch": torch.__version__}, "dt_s": DT, "args": vars(args),
+                   "runs": results, "serial_updates_per_s": serial}, f, indent=2)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
