@@ -1,0 +1,146 @@
+"""The step loop of examples/franka_reacher.py: training (serial or async), evaluation, checkpoints."""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sac.checkpoint import save_checkpoint
+
+
+@dataclass
+class RunState:
+    """Everything the loop needs to continue a run (saved in every checkpoint)."""
+
+    action_rng: np.random.Generator
+    step: int = 0
+    episode: int = 0
+    last_save_step: int = 0
+    returns: list[float] = field(default_factory=list)
+    episode_end_steps: list[int] = field(default_factory=list)
+    episode_wall_s: list[float] = field(default_factory=list)
+    periods: list[float] = field(default_factory=list)
+    wall_time_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["action_rng"] = self.action_rng.bit_generator.state
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunState:
+        rng = np.random.default_rng()
+        rng.bit_generator.state = d.pop("action_rng")
+        return cls(action_rng=rng, **d)
+
+
+def save(run_dir: str, agent, replay, learner, state: RunState) -> str:
+    """Full checkpoint (the learner writes the agent in async mode: it holds the optimizers)."""
+    def write_agent(path: str) -> None:
+        if learner is not None:
+            learner.save_agent(path)
+        else:
+            torch.save(agent.state_dict(), path)
+    state.last_save_step = state.step
+    return save_checkpoint(os.path.join(run_dir, "model"), state.step, write_agent, replay, state.to_dict())
+
+
+def train(args: argparse.Namespace, run_dir: str, env, agent, replay, learner, logger, state: RunState,
+          stop: dict) -> None:
+    """Runs env steps until ``init_step + env_step`` steps, the time limit or Ctrl-C."""
+    total = args.init_step + args.env_step
+    t_start = time.monotonic() - state.wall_time_s
+    bar = tqdm(total=args.init_step, initial=state.step, desc="initial random steps",
+               leave=False) if state.step < args.init_step else None
+    obs, _ = env.reset(seed=args.seed + state.episode)
+    action = np.zeros(env.action_space.shape, np.float32)
+    ep_return, ep_steps, ep_start, ep_periods, last = 0.0, 0, time.monotonic(), [], None
+    while state.step < total and not stop["requested"]:
+        if args.time_limit and time.monotonic() - t_start > args.time_limit:
+            break
+        if learner is not None:
+            learner.raise_if_failed()
+            learner.set_env_step(state.step)
+            learner.pull_weights(agent.policy)  # newest weights, if any; never waits
+        if state.step < args.init_step:
+            if ep_steps % args.random_action_repeat == 0:
+                action = state.action_rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+        elif ep_steps % args.agent_action_repeat == 0:
+            action = agent.act(obs)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        now = time.monotonic()
+        if last is not None:
+            ep_periods.append(now - last)
+        last = now
+        replay.add(obs, action, reward, next_obs, terminated)
+        state.step += 1
+        ep_return += reward
+        ep_steps += 1
+        obs = next_obs
+        if bar is not None:
+            bar.update(1)
+            if state.step >= args.init_step:
+                bar.close()
+                bar = None
+        if learner is None and state.step > args.init_step:
+            # Serial baseline: the update runs inside the action cycle.
+            for key, value in agent.update(replay.sample(agent.config.batch_size, agent.np_rng)).items():
+                logger.log(key, value, state.step)
+        if terminated or truncated:
+            state.episode += 1
+            _log_episode(logger, state, learner, agent, ep_return, now - ep_start, ep_periods,
+                         time.monotonic() - t_start, args.dt * 1e3)
+            if args.save_model and state.step - state.last_save_step >= args.save_model_freq:
+                state.wall_time_s = time.monotonic() - t_start
+                save(run_dir, agent, replay, learner, state)
+            obs, _ = env.reset()
+            ep_return, ep_steps, ep_start, ep_periods, last = 0.0, 0, time.monotonic(), [], None
+    state.wall_time_s = time.monotonic() - t_start
+    if bar is not None:
+        bar.close()
+
+
+def _log_episode(logger, state: RunState, learner, agent, ep_return: float, duration: float,
+                 periods: list[float], wall: float, dt_ms: float) -> None:
+    step = state.step
+    if learner is not None:
+        for key, value in learner.stats().items():
+            logger.log(key, value, step)
+    num_updates = learner.num_updates if learner is not None else agent.num_updates
+    p = np.array(periods) * 1e3 if periods else np.zeros(1)
+    for key, value in (("episode/number", state.episode), ("episode/duration_s", duration),
+                       ("episode/return", ep_return), ("episode/wall_time_s", wall),
+                       ("train/num_updates", num_updates), ("timing/period_p50_ms", np.percentile(p, 50)),
+                       ("timing/period_p99_ms", np.percentile(p, 99)), ("timing/period_max_ms", p.max()),
+                       ("timing/overruns", int(np.sum(p > dt_ms + 1.0)))):
+        logger.log(key, value, step)
+    logger.dump(step)
+    state.returns.append(float(ep_return))
+    state.episode_end_steps.append(step)
+    state.episode_wall_s.append(wall)
+    state.periods.extend(periods)
+
+
+def evaluate(args: argparse.Namespace, env, agent, logger, stop: dict) -> list[float]:
+    """Runs ``--eval_episodes`` episodes with the deterministic policy; no learning."""
+    returns = []
+    for episode in range(args.eval_episodes):
+        if stop["requested"]:
+            break
+        obs, _ = env.reset(seed=args.seed + episode)
+        start, ep_return, done = time.monotonic(), 0.0, False
+        while not done and not stop["requested"]:
+            obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic=True))
+            ep_return += reward
+            done = terminated or truncated
+        returns.append(ep_return)
+        for key, value in (("episode/number", episode + 1), ("episode/duration_s", time.monotonic() - start),
+                           ("episode/return", ep_return)):
+            logger.log(key, value, episode + 1, mode="eval")
+        logger.dump(episode + 1, mode="eval")
+    return returns
