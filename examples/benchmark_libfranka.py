@@ -116,12 +116,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seconds", type=float, default=5.0, help="state measurement duration, s")
     parser.add_argument("--trials", type=int, default=20, help="command-to-motion trials")
     parser.add_argument("--pickups", type=int, default=100, help="commands for the pickup latency")
+    parser.add_argument("--realtime-priority", type=int, default=None,
+                        help="SCHED_FIFO priority of the 1 kHz loop thread (needs root); default: none")
     parser.add_argument("--out", default="results/benchmark_libfranka.json", help="JSON output path")
     args = parser.parse_args(argv)
 
     host = free_loopback_host()
     with FrankaSimProcess(FrankaSimProcessConfig(host=host)) as sim:
-        comm = FrankaLibfrankaCommunicator(LibfrankaConfig(robot_ip=sim.host))
+        comm = FrankaLibfrankaCommunicator(
+            LibfrankaConfig(robot_ip=sim.host, realtime_priority=args.realtime_priority))
         comm.start()
         try:
             comm.wait_for_state(timeout=20.0)
@@ -135,7 +138,9 @@ def main(argv: list[str] | None = None) -> dict:
         finally:
             comm.close()
     results["machine"] = {"python": platform.python_version(), "cpus": __import__("os").cpu_count(),
-                          "server": "franka-sim 1.1.7 (MuJoCo), loopback", "host": host}
+                          "server": "franka-sim 1.1.7 (MuJoCo), loopback", "host": host,
+                          "realtime_priority": args.realtime_priority,
+                          "load_average_1min": __import__("os").getloadavg()[0]}
 
     s, c, p = results["state"], results["command"], results["pickup"]
     print(f"{'libfranka backend vs franka-sim':<44}{'p50':>9}{'p99':>9}{'max':>9}")

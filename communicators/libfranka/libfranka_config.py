@@ -47,6 +47,10 @@ class LibfrankaConfig:
             on every 1 kHz cycle.
         require_realtime_kernel: True makes libfranka enforce a PREEMPT_RT kernel (its default on
             a real set-up); False ignores it, with one warning when the kernel is not real-time.
+        realtime_priority: SCHED_FIFO priority (1-99) for the 1 kHz loop's thread, or None to
+            leave the scheduler alone. Needs root or CAP_SYS_NICE. Helps on a loaded machine
+            without a real-time kernel (fewer lost cycles); with require_realtime_kernel libfranka
+            raises the priority itself.
         recovery_timeout: s; how long to keep retrying automatic error recovery after a reflex
             (for example while the user stop is pressed) before the communicator fails.
         stop_timeout: s; at shutdown the arm ramps to zero velocity for at most this long before
@@ -58,6 +62,7 @@ class LibfrankaConfig:
     shaper: VelocityShaperConfig = field(default_factory=VelocityShaperConfig)
     safety: SafetyLimits = field(default_factory=fr3_safety_limits)
     require_realtime_kernel: bool = False
+    realtime_priority: int | None = None
     recovery_timeout: float = 10.0
     stop_timeout: float = 1.0
     state_buffer_len: int = 64
@@ -72,6 +77,13 @@ class LibfrankaConfig:
             raise ValueError(f"LibfrankaConfig.shaper must be a VelocityShaperConfig, got {type(self.shaper).__name__}")
         if not isinstance(self.safety, SafetyLimits):
             raise ValueError(f"LibfrankaConfig.safety must be a SafetyLimits, got {type(self.safety).__name__}")
+        if self.realtime_priority is not None and not (
+            isinstance(self.realtime_priority, int) and 1 <= self.realtime_priority <= 99
+        ):
+            raise ValueError(
+                f"LibfrankaConfig.realtime_priority={self.realtime_priority!r} must be None or an "
+                "int SCHED_FIFO priority in 1..99 (libfranka uses 80)"
+            )
         for name in ("recovery_timeout", "stop_timeout"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value > 0):

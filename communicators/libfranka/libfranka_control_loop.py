@@ -17,6 +17,7 @@ Stats buffer slot: float64 (STATS_DIM,), indexed by the STATS_* constants below.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -38,7 +39,8 @@ STATS_REFLEXES = 2              # reflexes recovered from, all kinds
 STATS_MOTION_LIMIT_REFLEXES = 3  # of which motion generator / limit violations
 STATS_COMM_REFLEXES = 4         # of which communication_constraints_violation
 STATS_WATCHDOG = 5              # 1.0 while the command is stale and the arm ramps to / stays at rest
-STATS_PICKUP_LATENCY = 6        # s from the newest command's timestamp to the cycle that used it
+STATS_PICKUP_LATENCY = 6        # s from the newest command's timestamp to the loop taking it (it
+                                # reaches the robot with the next cycle's answer, <= 1 ms later)
 STATS_RECOVERY_TIME = 7         # s the last recovery took
 
 _REALTIME_FLAG = Path("/sys/kernel/realtime")
@@ -109,6 +111,7 @@ class LibfrankaControlLoop:
         self._safety = SafetyFilter(config.safety)
         self._stats = np.zeros(STATS_DIM)
         self._commands_seen = 0
+        self._safe_target = np.zeros(7)
         self._robot = None
         self._control = None  # pylibfranka ActiveControlBase while a motion runs
         self._franka = None   # the pylibfranka module
@@ -141,6 +144,15 @@ class LibfrankaControlLoop:
                     "violation reflexes under load; use a PREEMPT_RT kernel on a real robot.",
                     cfg.robot_ip,
                 )
+        if cfg.realtime_priority is not None:
+            try:  # pid 0: the calling thread, which runs every cycle from here on
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(cfg.realtime_priority))
+            except (OSError, AttributeError) as exc:
+                raise DeviceError(
+                    f"FrankaLibfranka({cfg.robot_ip}): cannot set SCHED_FIFO priority "
+                    f"{cfg.realtime_priority}: {exc}; run as root / grant CAP_SYS_NICE, or set "
+                    "LibfrankaConfig.realtime_priority=None"
+                ) from exc
         try:
             self._robot = pylibfranka.Robot(cfg.robot_ip, realtime)
         except self._errors as exc:
@@ -156,17 +168,26 @@ class LibfrankaControlLoop:
             self._start_motion()
 
     def cycle(self) -> None:
-        """One 1 ms control cycle (blocks until the robot's next state packet)."""
+        """One 1 ms control cycle (blocks until the robot's next state packet).
+
+        Only the shaper step lies between reading the state and answering it, so the answer
+        leaves within tens of microseconds; publishing the state, taking a new command and the
+        safety filter (which needs the joint angles) run after the answer, while waiting for the
+        next packet, and their target is used from the next cycle on (1 ms later).
+        """
         try:
             state, period = self._control.readOnce()
-            now = time.monotonic()
-            self._publish(state, now)
-            dq = self._next_command(np.asarray(state.q), now, max(period.to_sec(), 0.0))
-            self._control.writeOnce(self._franka.JointVelocities(dq))
+            read_time = time.monotonic()
+            seconds = period.to_sec()
+            dq = self._shaper.step(self._safe_target, dt=seconds if seconds > 0 else None)
+            self._control.writeOnce(self._franka.JointVelocities(dq.tolist()))
         except self._franka.ControlException as exc:
             self._on_reflex(exc)
+            return
         except self._franka.NetworkException as exc:
             raise DeviceError(f"FrankaLibfranka({self.config.robot_ip}): lost the connection: {exc}") from exc
+        self._publish(state, read_time)
+        self._update_target(np.asarray(state.q), read_time, seconds)
 
     def close(self) -> None:
         """Ramp the arm to rest (at most `stop_timeout` s), finish the motion, disconnect."""
@@ -198,7 +219,7 @@ class LibfrankaControlLoop:
     def _publish(self, state, now: float) -> None:
         self._state_buffer.write(state_vector(state), timestamp=now)
 
-    def _next_command(self, q: np.ndarray, now: float, period: float) -> np.ndarray:
+    def _update_target(self, q: np.ndarray, now: float, period: float) -> None:
         stats = self._stats
         writes = self._command_buffer.num_writes
         if writes != self._commands_seen:
@@ -206,20 +227,20 @@ class LibfrankaControlLoop:
             self._shaper.set_command(command, stamp)
             self._commands_seen = writes
             stats[STATS_PICKUP_LATENCY] = time.monotonic() - stamp
-        # The safety filter sees the raw target, the shaper smooths what the filter allows.
-        target = self._safety.filter(q, self._shaper.target(now))
-        dq = self._shaper.step(target, dt=period if period > 0 else None)
+        # The safety filter sees the raw target (zero when stale), the shaper smooths what the
+        # filter allows.
+        self._safe_target = self._safety.filter(q, self._shaper.target(now))
         stats[STATS_CYCLES] += 1
         stats[STATS_MISSED_CYCLES] += max(round(period * 1000) - 1, 0)
         stats[STATS_WATCHDOG] = float(self._shaper.is_stale(now))
         if stats[STATS_CYCLES] % 10 == 0:  # 100 Hz is plenty for counters
             self._stats_buffer.write(stats, timestamp=now)
-        return dq
 
     def _start_motion(self) -> None:
         state = self._robot.read_once()
         # The first command must continue from the velocity the robot last commanded (dq_d).
         self._shaper.reset(np.asarray(state.dq_d))
+        self._safe_target = np.zeros(7)  # until the first cycle has run the safety filter
         self._control = self._robot.start_joint_velocity_control(self._franka.ControllerMode.JointImpedance)
 
     def _on_reflex(self, exc: Exception) -> None:
