@@ -89,7 +89,9 @@ def train(args: argparse.Namespace, run_dir: str, env, agent, replay, learner, l
                 bar = None
         if learner is None and state.step > args.init_step:
             # Serial baseline: the update runs inside the action cycle.
-            for key, value in agent.update(replay.sample(agent.config.batch_size, agent.np_rng)).items():
+            info = agent.update(replay.sample(agent.config.batch_size, agent.np_rng))
+            info.pop("train/num_updates")  # a counter, logged once per episode, not averaged
+            for key, value in info.items():
                 logger.log(key, value, state.step)
         if terminated or truncated:
             state.episode += 1
