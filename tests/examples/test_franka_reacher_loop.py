@@ -1,0 +1,138 @@
+"""The training script's loop, checkpoints and resume, run in-process against a stand-in env.
+
+TEST FIXTURE: ``StandInReacher`` is a small gymnasium env with the visual reacher's spaces (Dict of
+uint8 (3k, H, W) frames and float32 proprioception, actions in [-1, 1]^2, 1 s episodes at 40 ms)
+so the script's own logic is tested without the robot processes. The end-to-end tests on the real
+sim env are in test_franka_reacher.py.
+"""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+import time
+
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+pytestmark = pytest.mark.timeout(240)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("franka_reacher", os.path.join(ROOT, "examples", "franka_reacher.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class StandInReacher(gymnasium.Env):
+    """Test fixture (see module docstring): a red square the actions move; reward = closeness to centre."""
+
+    def __init__(self, width: int, height: int, frames: int, dt: float, episode_steps: int = 25):
+        self.w, self.h, self.k, self.dt, self.episode_steps = width, height, frames, dt, episode_steps
+        self.observation_space = spaces.Dict({
+            "image": spaces.Box(0, 255, (3 * frames, height, width), np.uint8),
+            "proprioception": spaces.Box(-np.inf, np.inf, (16,), np.float32)})
+        self.action_space = spaces.Box(-1, 1, (2,), np.float32)
+        self.closed = False
+
+    def _frame(self) -> np.ndarray:
+        frame = np.zeros((3, self.h, self.w), np.uint8)
+        x, y = (self.pos * [self.w / 2, self.h / 2] + [self.w / 2, self.h / 2]).astype(int)
+        frame[0, max(0, y - 3):y + 3, max(0, x - 3):x + 3] = 255
+        return frame
+
+    def _obs(self) -> dict:
+        return {"image": np.concatenate(self.stack),
+                "proprioception": np.concatenate([self.pos, np.zeros(12), self.last]).astype(np.float32)}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.pos = self.np_random.uniform(-0.8, 0.8, 2)
+        self.last, self.t = np.zeros(2, np.float32), 0
+        self.stack = [self._frame()] * self.k
+        self.deadline = time.monotonic()
+        return self._obs(), {}
+
+    def step(self, action):
+        self.deadline += self.dt
+        time.sleep(max(0.0, self.deadline - time.monotonic()))
+        self.pos = np.clip(self.pos + 0.1 * np.asarray(action), -1, 1)
+        self.last, self.t = np.asarray(action, np.float32), self.t + 1
+        self.stack = self.stack[1:] + [self._frame()]
+        reward = float(self.dt * 4 * np.exp(-10 * np.sum(self.pos ** 2)))
+        return self._obs(), reward, False, self.t >= self.episode_steps, {}
+
+    def close(self):
+        self.closed = True
+
+
+ARGS = ["--episode_length", "1.0", "--init_step", "50", "--env_step", "100", "--replay_buffer_capacity",
+        "1000", "--save_model_freq", "50", "--batch_size", "16", "--seed", "4", "--no-save_tb"]
+
+
+@pytest.fixture
+def script(monkeypatch):
+    module = load_script()
+    envs = []
+
+    def make_env(args):
+        envs.append(StandInReacher(args.image_width, args.image_height, args.image_history, args.dt))
+        return envs[-1]
+
+    monkeypatch.setattr(module, "make_env", make_env)
+    module.envs = envs
+    return module
+
+
+@pytest.mark.parametrize("mode", [[], ["--async_mode"]], ids=["serial", "async"])
+def test_training_logs_each_episode_checkpoints_and_resumes_with_the_same_counts(script, tmp_path, capsys,
+                                                                                 mode):
+    assert script.main([*ARGS, *mode, "--work_dir", str(tmp_path)]) == 0
+    (name,) = os.listdir(tmp_path / "results")
+    run_dir = tmp_path / "results" / name
+    assert name == f"{'SACv2' if mode else 'SACv0'}_reaching_dt=0.04_bs=16_dim=64*48_4"
+    assert script.envs[-1].closed
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| train |")]
+    assert [line.split(" | ")[1] for line in lines] == [f"E: {i}" for i in range(1, 7)]
+    assert float(lines[-1].rsplit("NUM: ", 1)[1]) > 0
+    assert (run_dir / "learning_curve.png").stat().st_size > 0
+    assert (run_dir / "cycle_histogram.png").stat().st_size > 0
+    assert (run_dir / "model" / "latest").read_text().strip() == "step_150"
+
+    # Resume with a longer budget: the counts continue where the checkpoint left them.
+    import json
+    saved = json.loads((run_dir / "args.json").read_text())
+    saved["env_step"] = 150
+    (run_dir / "args.json").write_text(json.dumps(saved))
+    assert script.main(["--resume", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"resumed {run_dir}/model/step_150: step 150, episode 6" in out
+    lines = [line for line in out.splitlines() if line.startswith("| train |")]
+    assert lines[0].startswith("| train | E: 7 | S: 175 |") and lines[-1].startswith("| train | E: 8 | S: 200 |")
+    with open(run_dir / "train.csv") as f:
+        assert [int(float(r["episode/number"])) for r in csv.DictReader(f)] == list(range(1, 9))
+    leaked = [n for n in os.listdir("/dev/shm") if f"_{os.getpid()}_" in n]
+    assert not leaked, f"shared memory left behind: {leaked}"
+
+
+def test_an_existing_results_directory_is_refused_with_the_resume_command(script, tmp_path, capsys):
+    os.makedirs(tmp_path / "results" / "SACv0_reaching_dt=0.04_bs=16_dim=64*48_4")
+    assert script.main([*ARGS, "--work_dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "already exists; continue it with --resume" in err
+
+
+def test_evaluation_runs_deterministic_episodes_from_a_checkpoint(script, tmp_path, capsys):
+    assert script.main([*ARGS, "--env_step", "0", "--work_dir", str(tmp_path / "train")]) == 0
+    (name,) = os.listdir(tmp_path / "train" / "results")
+    checkpoint = tmp_path / "train" / "results" / name / "model" / "step_50"
+    capsys.readouterr()
+    assert script.main([*ARGS, "--eval", "--eval_episodes", "2", "--load_model", str(checkpoint),
+                        "--work_dir", str(tmp_path / "eval")]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| eval |")]
+    assert len(lines) == 2
