@@ -169,6 +169,9 @@ class OpenCVCameraCommunicator(Communicator):
             self._period = 1.0 / fps
             self._next_deadline = time.monotonic()
         else:
+            # Keep one frame queued at most, so grab() returns the newest frame rather than one
+            # that waited in the driver's queue (V4L2 honours it; other backends ignore it).
+            self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
             self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, c.width)
             self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, c.height)
             if c.fps is not None:
