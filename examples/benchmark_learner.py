@@ -18,6 +18,7 @@ depend on the machine and its load.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -37,8 +38,16 @@ from sac.shared_arrays import SharedArrays
 from sac.weights import WeightPublisher
 
 PROPRIO_DIM, ACTION_DIM, DT = 21, 7, 0.040
-# name -> (preset, (channels, height, width)); "seed" uses the anchors' reference shapes.
-CONFIGS = {"seed": ("seed", (9, 84, 84)), "cpu": ("cpu", (9, 48, 64))}
+# name -> (preset, (channels, height, width), encoder overrides); "seed" uses the anchors' reference
+# shapes; "seed-bf16" is the same network with its convolutions under bfloat16 autocast.
+CONFIGS = {"seed": ("seed", (9, 84, 84), {}), "seed-bf16": ("seed", (9, 84, 84), {"bf16": True}),
+           "cpu": ("cpu", (9, 48, 64), {})}
+
+
+def agent_config(config: str):
+    preset_name, _, encoder = CONFIGS[config]
+    agent = get_preset(preset_name).agent
+    return dataclasses.replace(agent, encoder=dataclasses.replace(agent.encoder, **encoder))
 
 
 class SyntheticStream:
@@ -153,10 +162,9 @@ class QueuePipeline:
 
 # -------------------------------------------------------------------- one run
 def run(config: str, pipeline: str, duration: float, threads: int, nice: int, prefill: int) -> dict:
-    preset_name, shape = CONFIGS[config]
-    preset = get_preset(preset_name)
+    shape, config_ = CONFIGS[config][1], agent_config(config)
     torch.set_num_threads(1)  # the acting process's budget
-    agent = SACAgent(shape, PROPRIO_DIM, ACTION_DIM, preset.agent, seed=0)
+    agent = SACAgent(shape, PROPRIO_DIM, ACTION_DIM, config_, seed=0)
     stream = SyntheticStream(shape)
     replay = None
     if pipeline == "shared":
@@ -203,7 +211,7 @@ def run(config: str, pipeline: str, duration: float, threads: int, nice: int, pr
             replay.close()
     p = np.array(periods[1:]) * 1e3
     return {"config": config, "pipeline": pipeline, "image_shape": list(shape),
-            "batch_size": preset.agent.batch_size, "learner_threads": threads, "duration_s": elapsed,
+            "batch_size": config_.batch_size, "learner_threads": threads, "duration_s": elapsed,
             "updates_per_s": updates / elapsed, "env_steps_per_s": len(periods) / elapsed,
             "weight_pulls_per_s": pulls / elapsed, "period_p50_ms": float(np.percentile(p, 50)),
             "period_p99_ms": float(np.percentile(p, 99)), "period_max_ms": float(p.max()),
@@ -213,9 +221,9 @@ def run(config: str, pipeline: str, duration: float, threads: int, nice: int, pr
 
 def serial_ceiling(config: str, threads: int, seconds: float) -> float:
     """Updates/s of the update alone, in this process (no actor, no pipeline)."""
-    preset_name, shape = CONFIGS[config]
+    shape = CONFIGS[config][1]
     torch.set_num_threads(threads)
-    agent = SACAgent(shape, PROPRIO_DIM, ACTION_DIM, get_preset(preset_name).agent)
+    agent = SACAgent(shape, PROPRIO_DIM, ACTION_DIM, agent_config(config))
     replay = SharedReplayBuffer(shape, PROPRIO_DIM, ACTION_DIM, capacity=2000)
     stream = SyntheticStream(shape)
     try:
@@ -234,7 +242,7 @@ def serial_ceiling(config: str, threads: int, seconds: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per pipeline run")
-    parser.add_argument("--configs", default="seed,cpu", help="comma list of: " + ",".join(CONFIGS))
+    parser.add_argument("--configs", default="seed,seed-bf16,cpu", help="comma list of: " + ",".join(CONFIGS))
     parser.add_argument("--pipelines", default="shared,queue", help="comma list of: shared,queue")
     parser.add_argument("--learner_threads", type=int, default=1, help="torch threads of the learner")
     parser.add_argument("--nice", type=int, default=5, help="nice increment of the learner process")

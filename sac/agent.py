@@ -181,9 +181,13 @@ class SACAgent:
         if (tuple(theirs[0]), *theirs[1:]) != mine:
             raise ValueError(f"checkpoint is for (image, proprio, action) shapes {theirs}, this agent "
                              f"has {mine}; build the agent with the checkpoint's settings (args.json)")
-        if state["config"] != self.config.to_dict():
-            raise ValueError(f"checkpoint agent config {state['config']} differs from this agent's "
-                             f"{self.config.to_dict()}; use the same preset and flags")
+        # Rebuilt through AgentConfig, so fields added since the checkpoint take their defaults.
+        saved = AgentConfig(**state["config"])
+        if saved != self.config:
+            diff = {k: (v, self.config.to_dict()[k]) for k, v in saved.to_dict().items()
+                    if v != self.config.to_dict()[k]}
+            raise ValueError(f"checkpoint agent config differs from this agent's in {diff} "
+                             f"(checkpoint, agent); use the same preset and flags")
         for name in ("encoder", "actor", "critic", "target_encoder", "target_critic"):
             getattr(self, name).load_state_dict(state[name])
         with torch.no_grad():

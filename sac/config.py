@@ -40,6 +40,9 @@ class EncoderConfig:
     """Feature head after the convolutions (see :class:`EncoderHead`)."""
     latent_dim: int = 50
     """Feature size of the ``latent`` head; unused by ``spatial_softmax``."""
+    bf16: bool = False
+    """Run the convolutions under bfloat16 autocast (fp32 weights and head): ~1.6x faster on CPUs
+    with AVX512-BF16 or AMX, and on GPUs; off by default to keep the seed's numerics."""
 
     def __post_init__(self) -> None:
         self.strides = tuple(int(s) for s in self.strides)

@@ -74,13 +74,16 @@ class Encoder(nn.Module):
             image_features = config.latent_dim
         self.image_shape = tuple(image_shape)
         self.feature_dim = image_features + proprio_dim
+        self.bf16 = config.bf16
 
     def forward(self, image: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
         """(B, 3k, H, W) uint8 + (B, P) float -> (B, feature_dim) float32."""
         # The one place where pixels become [0, 1] floats. Channels-last halves the convolution
         # backward pass on CPU (oneDNN), measured in examples/benchmark_learner.py.
         x = image.to(dtype=torch.float32, memory_format=torch.channels_last).div_(255.0)
-        return torch.cat([self.head(self.convs(x)), proprio], dim=-1)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            h = self.convs(x)
+        return torch.cat([self.head(h.float()), proprio], dim=-1)
 
 
 def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:

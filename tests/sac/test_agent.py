@@ -48,10 +48,12 @@ def test_act_rejects_a_wrong_image_shape_with_a_clear_message():
         agent.act(obs)
 
 
-@pytest.mark.parametrize("head", list(EncoderHead), ids=lambda h: h.value)
-def test_update_gives_finite_losses_and_losses_fall_on_a_fixed_batch(head):
-    agent = SACAgent(IMAGE_SHAPE, P, A, tiny_config(encoder=EncoderConfig(channels=8, strides=(2, 2, 1, 1),
-                                                                          head=head)), seed=1)
+@pytest.mark.parametrize("head, bf16", [(EncoderHead.SPATIAL_SOFTMAX, False), (EncoderHead.LATENT, False),
+                                        (EncoderHead.SPATIAL_SOFTMAX, True)],
+                         ids=["spatial_softmax", "latent", "spatial_softmax-bf16"])
+def test_update_gives_finite_losses_and_losses_fall_on_a_fixed_batch(head, bf16):
+    encoder = EncoderConfig(channels=8, strides=(2, 2, 1, 1), head=head, bf16=bf16)
+    agent = SACAgent(IMAGE_SHAPE, P, A, tiny_config(encoder=encoder), seed=1)
     batch = fixed_batch()
     infos = [agent.update(batch) for _ in range(300)]
     assert agent.num_updates == 300
@@ -120,3 +122,10 @@ def test_presets_build_an_agent_for_their_image_size(name):
 def test_unknown_preset_lists_the_choices():
     with pytest.raises(ValueError, match=re.escape("choose one of ['cpu', 'seed']")):
         get_preset("gpu")
+
+
+def test_loading_a_state_with_another_config_names_the_differing_field():
+    state = SACAgent(IMAGE_SHAPE, P, A, tiny_config()).state_dict()
+    other = SACAgent(IMAGE_SHAPE, P, A, tiny_config(discount=0.9))
+    with pytest.raises(ValueError, match=re.escape("'discount': (0.99, 0.9)")):
+        other.load_state_dict(state)
