@@ -139,6 +139,12 @@ class SharedReplayBuffer:
         obs_ids = self._frame_ids(obs["image"], new_frames, self._last_next_ids, whole=True)
         next_ids = self._frame_ids(next_obs["image"], new_frames, obs_ids, whole=False)
         t, first_new = int(hdr[_HI]), int(hdr[_FRAMES])
+        if min(obs_ids.min(), next_ids.min()) < first_new + len(new_frames) - self.frame_capacity:
+            # A reused frame is old enough to be overwritten by this very add (a camera that
+            # repeated one frame for a long time): store this transition's frames afresh.
+            new_frames = []
+            obs_ids = self._frame_ids(obs["image"], new_frames, None, whole=True)
+            next_ids = self._frame_ids(next_obs["image"], new_frames, obs_ids, whole=False)
         oldest_kept_frame = first_new + len(new_frames) - self.frame_capacity
         lo = int(hdr[_LO])
         while lo < t and (t - lo >= self.capacity or self._min_frame[lo % self.capacity] < oldest_kept_frame):

@@ -81,6 +81,25 @@ def test_wrapping_keeps_only_recent_valid_transitions():
         buffer.close()
 
 
+def test_a_frame_repeated_for_longer_than_the_frame_ring_is_never_served_overwritten():
+    # A stalled camera repeats one frame (reused, never rewritten), then frames change again and
+    # the ring wraps over the old frame while the stalled observation still refers to it.
+    buffer = SharedReplayBuffer(IMAGE_SHAPE, P, A, capacity=20, frame_capacity=3 * FRAMES)
+    try:
+        stalled = reset_obs(0)
+        for s in range(30):
+            buffer.add(stalled, np.array([0, 1], np.float32), 0.0, stalled, False)
+        buffer.add(stalled, np.array([0, 1], np.float32), 0.0, make_obs(1), False)
+        for s in range(1, 40):
+            buffer.add(make_obs(s), np.array([s, 0], np.float32), float(s), make_obs(s + 1), False)
+            batch = buffer.sample(64, np.random.default_rng(s))
+            keep = batch.action[:, 0] > 0
+            assert_consistent(batch._replace(**{f: getattr(batch, f)[keep] for f in batch._fields}))
+            assert np.all(batch.image[~keep] == 0)  # the stalled transitions: all frames of step 0
+    finally:
+        buffer.close()
+
+
 def _sample_in_child(buffer: SharedReplayBuffer, rounds: int, queue) -> None:
     rng = np.random.default_rng(2)
     checked = 0
