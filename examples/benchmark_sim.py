@@ -28,7 +28,7 @@ from communicators.franka_kinematics import READY_POSE
 from communicators.sim import scene
 from communicators.sim.franka_physics import FrankaPhysics
 from communicators.sim.franka_sim_communicator import (
-    STATS_LATENESS_MS, STATS_RTF, STATS_STEPS, FrankaSimCommunicator,
+    STATS_LATENESS_MS, STATS_RTF, STATS_STEPS, FrankaSimCommunicator, FrankaSimConfig,
 )
 from communicators.sim.sim_camera_communicator import SimCameraCommunicator, SimCameraConfig
 
@@ -42,6 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=500, help="frames per render-capacity test")
     parser.add_argument("--width", type=int, default=160, help="image width, pixels")
     parser.add_argument("--height", type=int, default=120, help="image height, pixels")
+    parser.add_argument("--fifo-priority", type=int, default=None,
+                        help="run the physics thread under SCHED_FIFO at this priority (root)")
     parser.add_argument("--out", default="benchmark_sim.json", help="JSON file to write")
     args = parser.parse_args(argv)
     if args.seconds <= 1.0:
@@ -51,9 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def benchmark_realtime(seconds: float, camera_fps: float, width: int, height: int) -> dict:
+def benchmark_realtime(seconds: float, camera_fps: float, width: int, height: int,
+                       fifo_priority: int | None = None) -> dict:
     """Run the arm (and a wrist camera) for `seconds` of wall time; return the figures."""
-    arm = FrankaSimCommunicator()
+    arm = FrankaSimCommunicator(FrankaSimConfig(fifo_priority=fifo_priority))
     camera = None
     if camera_fps > 0:
         camera = SimCameraCommunicator(SimCameraConfig(width=width, height=height, fps=camera_fps),
@@ -108,6 +111,7 @@ def benchmark_realtime(seconds: float, camera_fps: float, width: int, height: in
         "batch_lateness_ms_p50_of_window_max": float(np.percentile(lateness, 50)),
         "batch_lateness_ms_p99_of_window_max": float(np.percentile(lateness, 99)),
         "batch_lateness_ms_max": float(lateness.max()),
+        "fifo_priority": fifo_priority,
         "camera_fps_requested": camera_fps,
         "camera_fps_achieved": frames / elapsed,
     }
@@ -148,7 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
     }
     # Real-time run first: a process that made a GL context must not fork renderers afterwards
     # (the forked child hangs, dependencies.md).
-    results.update(benchmark_realtime(args.seconds, args.camera_fps, args.width, args.height))
+    results.update(benchmark_realtime(args.seconds, args.camera_fps, args.width, args.height,
+                                      args.fifo_priority))
     results.update(benchmark_render(args.frames, args.width, args.height))
     for key, value in results.items():
         print(f"{key:40s} {value:.4g}" if isinstance(value, float) else f"{key:40s} {value}")

@@ -150,6 +150,14 @@ def test_tcp_driven_down_stops_at_the_workspace_floor(make_arm):
     assert heights[-1] < floor + 0.02  # it got there
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="SCHED_FIFO needs root")
+def test_physics_thread_under_sched_fifo_still_follows_commands(make_arm):
+    arm = make_arm(fifo_priority=10)
+    command = np.full(7, 0.1)
+    states = _drive(arm, lambda s: command, seconds=0.6)
+    assert np.abs(states[-5:, DQ] - command).max() < 0.01
+
+
 def test_stats_report_real_time_factor_and_steps(make_arm):
     arm = make_arm()
     time.sleep(0.5)
@@ -177,8 +185,9 @@ def test_close_leaves_no_process_or_shared_memory_behind():
         ({"watchdog_timeout": 0.0}, "watchdog_timeout=0.0 s must be positive"),
         ({"safety": {"workspace_low": 0}}, "FrankaSimConfig.safety must be a SafetyLimits"),
         ({"sensor_buffer_len": 0}, "sensor_buffer_len=0 must be a positive integer"),
+        ({"fifo_priority": 100}, "fifo_priority=100 must be None or an int in 1..99"),
     ],
-    ids=["rate-above-physics", "no-watchdog", "safety-not-limits", "empty-buffer"],
+    ids=["rate-above-physics", "no-watchdog", "safety-not-limits", "empty-buffer", "fifo-range"],
 )
 def test_invalid_config_is_rejected_before_any_process_starts(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=re.escape(message)):
