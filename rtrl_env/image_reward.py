@@ -2,8 +2,8 @@
 
 Pixels whose RGB values lie inside a red colour range count as target. Each is weighted by how close
 it is to the image centre (1 at the centre, falling linearly to 0 at `falloff` times the half
-diagonal), the weights are summed, divided by the number of pixels, multiplied by `scale` and
-clipped to [0, `max_reward`]:
+diagonal: 50 px from the centre of a 160x120 image by default), the weights are summed, divided by
+the number of pixels, multiplied by `scale` and clipped to [0, `max_reward`]:
 
     r_image = clip(scale * sum(mask * w) / (H * W), 0, max_reward)          (unitless, 0..4)
 
@@ -17,7 +17,7 @@ Example:
     0.0
     >>> img[55:65, 75:85] = (220, 20, 20)      # a red square at the centre, 0.5 % of the image
     >>> round(image_reward(img), 3)
-    2.004
+    1.925
 """
 from __future__ import annotations
 
@@ -36,18 +36,21 @@ class ImageRewardConfig:
         red_high: inclusive upper RGB bound, 3 ints in 0..255, >= red_low.
         scale: multiplier of the centre-weighted red fraction (unitless). With the default, the
             sim's 5 cm target disc centred in the wrist camera's view from the home pose (0.42 m
-            above it, about 0.6 % of a 160x120 image) pays about 2.4; a centred patch covering
+            above it, about 0.6 % of a 160x120 image) pays about 2.3; a centred patch covering
             1 % or more of the image pays the maximum, 4.
         max_reward: the per-image reward is clipped to [0, max_reward].
-        falloff: weights reach 0 at `falloff` x the half diagonal from the centre (> 0); 1.0 makes
-            the corners worth 0.
+        falloff: weights reach 0 at `falloff` x the half diagonal from the centre (> 0). The
+            default 0.5 pays nothing for a target in the outer part of the image, so a policy
+            that only wanders near the home pose earns little (measured in the sim over 12
+            episodes, 2-joint task: random policy 1.6 vs expert 7.3 per episode; with 1.0 the
+            random policy got 4.2).
     """
 
     red_low: tuple[int, int, int] = (120, 0, 0)
     red_high: tuple[int, int, int] = (255, 100, 100)
     scale: float = 400.0
     max_reward: float = 4.0
-    falloff: float = 1.0
+    falloff: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("red_low", "red_high"):
@@ -67,7 +70,7 @@ class ImageRewardConfig:
 
 
 @lru_cache(maxsize=8)
-def centre_weights(height: int, width: int, falloff: float = 1.0) -> np.ndarray:
+def centre_weights(height: int, width: int, falloff: float = 0.5) -> np.ndarray:
     """Per-pixel weights, float32 (height, width): 1 at the centre, linear down to 0.
 
     Args:

@@ -22,10 +22,10 @@ def test_no_red_pays_nothing():
 
 def test_centred_patch_pays_more_than_the_same_patch_off_centre():
     centre = image_reward(_image_with_patch(55, 75))
-    corner = image_reward(_image_with_patch(2, 2))
-    edge = image_reward(_image_with_patch(55, 2))
-    assert centre > edge > corner >= 0.0
-    assert corner < 0.15 * centre  # ~0.1 weight 90 px from the centre (half diagonal 100 px)
+    near = image_reward(_image_with_patch(55, 95))     # 20 px right of the centre
+    corner = image_reward(_image_with_patch(2, 2))     # beyond the default falloff (50 px)
+    assert centre > near > corner == 0.0
+    assert near == pytest.approx(0.6 * centre, rel=0.1)  # weight 1 - 20/50 there
 
 
 def test_reward_grows_with_the_red_area_and_clips_at_max_reward():
@@ -39,7 +39,7 @@ def test_reward_grows_with_the_red_area_and_clips_at_max_reward():
 
 def test_reward_formula_matches_a_hand_computation():
     img = _image_with_patch(50, 70, size=10)
-    weights = centre_weights(120, 160)
+    weights = centre_weights(120, 160, 0.5)
     expected = 400.0 * weights[50:60, 70:80].sum() / (120 * 160)
     assert image_reward(img) == pytest.approx(expected, rel=1e-6)
 
@@ -51,7 +51,7 @@ def test_other_colours_are_not_target(colour):
 
 
 def test_centre_weights_are_one_at_the_centre_and_zero_at_the_corners():
-    w = centre_weights(120, 160)
+    w = centre_weights(120, 160, falloff=1.0)
     assert w.shape == (120, 160) and w.dtype == np.float32
     assert w[59:61, 79:81].min() > 0.98
     assert w[0, 0] < 0.02 and w[-1, -1] < 0.02
