@@ -37,7 +37,7 @@ class ImageRewardConfig:
         scale: multiplier of the centre-weighted red fraction (unitless). With the default, the
             sim's 5 cm target disc centred in the wrist camera's view from the home pose (0.42 m
             above it, about 0.6 % of a 160x120 image) pays about 2.3; a centred patch covering
-            1 % or more of the image pays the maximum, 4.
+            1.2 % or more of the image pays the maximum, 4.
         max_reward: the per-image reward is clipped to [0, max_reward].
         falloff: weights reach 0 at `falloff` x the half diagonal from the centre (> 0). The
             default 0.5 pays nothing for a target in the outer part of the image, so a policy
