@@ -63,7 +63,8 @@ class FrankaVisualReacher(RTRLBaseEnv):
     |------------------|----------------|---------|---------------------------------------------------|
     | `image`          | (3k, H, W)     | uint8   | last k wrist-camera frames, oldest first, RGB,    |
     |                  |                |         | channel-first (k=3, H=120, W=160 by default)      |
-    | `proprioception` | (14 + n,)      | float32 | q (7, rad), dq (7, rad/s), previous action (n)    |
+    | `proprioception` | (14 + n,)      | float32 | q (7, rad, in [-pi, pi]), dq (7, rad/s, in        |
+    |                  |                |         | [-10, 10]), previous action (n, in [-1, 1])       |
     | extra sensors    | their space    |         | one key per `extra_sensors` entry                 |
 
     Frames are stacked at the env-step rate: each step adds the newest camera frame.
@@ -132,7 +133,10 @@ class FrankaVisualReacher(RTRLBaseEnv):
         self.action_space = spaces.Box(-1.0, 1.0, (n,), np.float32)
         obs_spaces = {
             "image": spaces.Box(0, 255, self._frames.shape, np.uint8),
-            "proprioception": spaces.Box(-np.inf, np.inf, (14 + n,), np.float32),
+            "proprioception": spaces.Box(
+                np.concatenate([np.full(7, -np.pi), np.full(7, -10.0), np.full(n, -1.0)]),
+                np.concatenate([np.full(7, np.pi), np.full(7, 10.0), np.full(n, 1.0)]),
+                dtype=np.float32),
         }
         obs_spaces.update({k: s.space for k, s in cfg.extra_sensors.items()})
         self.observation_space = spaces.Dict(obs_spaces)
@@ -147,14 +151,20 @@ class FrankaVisualReacher(RTRLBaseEnv):
     def _build_communicators(self) -> dict:
         """Robot, target, camera, then extra sensors, each factory seeing those built before."""
         cfg = self.config
-        built: dict = {"robot": make_robot(cfg.backend, cfg.robot_config)}
-        target = cfg.target_communicator or default_target(cfg.backend, cfg.target)
-        built["target"] = target(dict(built))
-        camera = cfg.camera or default_camera(cfg.backend, cfg.image_width, cfg.image_height,
-                                              cfg.camera_fps)
-        built["camera"] = camera(dict(built))
-        for name, sensor in cfg.extra_sensors.items():
-            built[name] = sensor.make(dict(built))
+        built: dict = {}
+        try:
+            built["robot"] = make_robot(cfg.backend, cfg.robot_config)
+            target = cfg.target_communicator or default_target(cfg.backend, cfg.target)
+            built["target"] = target(dict(built))
+            camera = cfg.camera or default_camera(cfg.backend, cfg.image_width,
+                                                  cfg.image_height, cfg.camera_fps)
+            built["camera"] = camera(dict(built))
+            for name, sensor in cfg.extra_sensors.items():
+                built[name] = sensor.make(dict(built))
+        except BaseException:
+            for comm in built.values():  # free the shared memory of those already built
+                comm.close()
+            raise
         return built
 
     def _base_env_args(self) -> dict[str, Any]:

@@ -70,6 +70,10 @@ def test_spaces_match_the_env_card(env_id, n):
         assert obs["image"] == gymnasium.spaces.Box(0, 255, (9, 120, 160), np.uint8)
         assert obs["proprioception"].shape == (14 + n,)
         assert obs["proprioception"].dtype == np.float32
+        high = obs["proprioception"].high
+        np.testing.assert_allclose(high, np.r_[np.full(7, np.pi), np.full(7, 10.0), np.ones(n)],
+                                   rtol=1e-6)
+        np.testing.assert_array_equal(obs["proprioception"].low, -high)
         assert env.unwrapped.config.episode_steps == 100 and env.unwrapped.config.dt == 0.04
         assert "FrankaVisualReacher-v0" in gymnasium.registry and env.spec.nondeterministic
     finally:
@@ -183,3 +187,14 @@ def test_close_leaves_no_process_or_shared_memory_and_can_be_repeated():
     env.close()
     assert set(_children()) - children == set()
     assert _segments() - segments == set()
+
+
+def test_a_camera_that_cannot_open_fails_construction_and_frees_the_shared_memory():
+    from communicators.camera.opencv_camera_communicator import (OpenCVCameraCommunicator,
+                                                                 OpenCVCameraConfig)
+
+    segments = _segments()
+    with pytest.raises(FileNotFoundError, match=re.escape("/nonexistent/video.avi")):
+        gymnasium.make("FrankaVisualReacher2-v0", camera=lambda built: OpenCVCameraCommunicator(
+            OpenCVCameraConfig(source="/nonexistent/video.avi")))
+    assert _segments() - segments == set()  # the arm's and target's buffers were closed
