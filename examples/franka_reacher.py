@@ -10,7 +10,8 @@ stretch the action cycle. Async mode (SACv2; SACv1 with --lock) updates in a lea
 capped at --max_update_freq updates per env step, and the actor takes the newest weights between
 steps. The run's directory ``<work_dir>/results/<version>_<target>_dt=<dt>_bs=<batch>_dim=<W>*<H>_<seed>/``
 holds args.json, train.csv, tb/ (TensorBoard), model/ (full checkpoints every --save_model_freq
-env steps and on Ctrl-C), learning_curve.png and cycle_histogram.png.
+env steps and on Ctrl-C), learning_curve.png, cycle_histogram.png and summary.json (cycle timing
+p50/p99/max and overruns, updates/s, env steps/s, mean return of the last 20 episodes).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from examples.franka_reacher_loop import RunState, evaluate, save, train  # noqa: E402
+from examples.franka_reacher_loop import RunState, evaluate, save, summary, train  # noqa: E402
 from sac.agent import SACAgent  # noqa: E402
 from sac.async_learner import AsyncLearner, LearnerConfig  # noqa: E402
 from sac.checkpoint import latest_checkpoint, load_trainer_state  # noqa: E402
@@ -205,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(1)  # one core for the loop and its inline updates; the sim has the other
         train(args, run_dir, env, agent, replay, learner, logger, state, stop)
         env.close()  # the robot stops before a save that may take a while
+        figures = summary(args, state, learner.num_updates if learner is not None else agent.num_updates)
+        with open(os.path.join(run_dir, "summary.json"), "w") as f:
+            json.dump(figures, f, indent=2)
         if args.save_model:
             path = save(run_dir, agent, replay, learner, state)
             print(f"saved {path} (step {state.step}, episode {state.episode})", flush=True)

@@ -128,6 +128,18 @@ def _log_episode(logger, state: RunState, learner, agent, ep_return: float, dura
     state.periods.extend(periods)
 
 
+def summary(args: argparse.Namespace, state: RunState, num_updates: int) -> dict:
+    """Run figures for benchmarks: cycle timing, throughput, recent returns."""
+    p = np.array(state.periods) * 1e3 if state.periods else np.zeros(1)
+    wall = max(state.wall_time_s, 1e-9)
+    return {"mode": "async" if args.async_mode else "serial", "dt_ms": args.dt * 1e3, "env_steps": state.step,
+            "episodes": state.episode, "wall_time_s": state.wall_time_s, "num_updates": num_updates,
+            "updates_per_s": num_updates / wall, "env_steps_per_s": state.step / wall,
+            "period_p50_ms": float(np.percentile(p, 50)), "period_p99_ms": float(np.percentile(p, 99)),
+            "period_max_ms": float(p.max()), "overruns": int(np.sum(p > args.dt * 1e3 + 1.0)),
+            "mean_return_last_20": float(np.mean(state.returns[-20:])) if state.returns else None}
+
+
 def evaluate(args: argparse.Namespace, env, agent, logger, stop: dict) -> list[float]:
     """Runs ``--eval_episodes`` episodes with the deterministic policy; no learning."""
     returns = []

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("rtrl_env.franka_visual_reacher", reason="the visual reacher env is not in the tree yet")
+pytest.importorskip("rtrl_env.franka_visual_reacher", reason="rtrl_env.franka_visual_reacher does not import yet (its base env is not in the tree)")
 
 from sac.agent import SACAgent  # noqa: E402
 from sac.config import get_preset  # noqa: E402

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import os
 import time
 
@@ -103,9 +104,11 @@ def test_training_logs_each_episode_checkpoints_and_resumes_with_the_same_counts
     assert (run_dir / "learning_curve.png").stat().st_size > 0
     assert (run_dir / "cycle_histogram.png").stat().st_size > 0
     assert (run_dir / "model" / "latest").read_text().strip() == "step_150"
+    figures = json.loads((run_dir / "summary.json").read_text())
+    assert figures["env_steps"] == 150 and figures["episodes"] == 6 and figures["num_updates"] > 0
+    assert 30 < figures["period_p50_ms"] < 80  # the stand-in paces 40 ms cycles
 
     # Resume with a longer budget: the counts continue where the checkpoint left them.
-    import json
     saved = json.loads((run_dir / "args.json").read_text())
     saved["env_step"] = 150
     (run_dir / "args.json").write_text(json.dumps(saved))
