@@ -19,15 +19,13 @@ import argparse
 import dataclasses
 import json
 import os
-import signal
 import sys
-import time
 
 import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from examples.franka_reacher_loop import RunState, evaluate, save, summary, train  # noqa: E402
+from examples.franka_reacher_loop import CtrlC, RunState, evaluate, save, summary, train  # noqa: E402
 from sac.agent import SACAgent  # noqa: E402
 from sac.async_learner import AsyncLearner, LearnerConfig  # noqa: E402
 from sac.checkpoint import latest_checkpoint, load_trainer_state  # noqa: E402
@@ -151,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         args = argparse.Namespace(**{**saved, "resume": resume_dir, "eval": False})
     agent_config = resolve(args)
     run_dir = resume_dir or os.path.join(args.work_dir, "results", run_name(args))
+    if args.eval and not args.load_model:
+        print("--eval needs --load_model <checkpoint directory>", file=sys.stderr)
+        return 2
     if not resume_dir:
         if os.path.exists(run_dir):
             print(f"results directory {run_dir} already exists; continue it with --resume {run_dir}, "
@@ -159,23 +160,14 @@ def main(argv: list[str] | None = None) -> int:
         os.makedirs(os.path.join(run_dir, "model"))
         with open(os.path.join(run_dir, "args.json"), "w") as f:
             json.dump(vars(args), f, sort_keys=True, indent=4)
-    if args.eval and not args.load_model:
-        print("--eval needs --load_model <checkpoint directory>", file=sys.stderr)
-        return 2
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
 
-    stop = {"requested": False}
-
-    def on_sigint(signum, frame):  # finish the current step, then stop the robot and save
-        stop["requested"] = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C aborts
-
-    signal.signal(signal.SIGINT, on_sigint)
-    env = make_env(args)
-    replay = learner = None
+    stop = CtrlC()  # from here on, processes we start ignore the terminal's Ctrl-C
+    env = replay = learner = None
     logger = Logger(run_dir, use_tb=args.save_tb, append=bool(resume_dir))
     try:
+        env = make_env(args)
         space = env.observation_space
         agent = SACAgent(space["image"].shape, space["proprioception"].shape[0], env.action_space.shape[0],
                          agent_config, device=args.device, seed=args.seed)
@@ -218,12 +210,14 @@ def main(argv: list[str] | None = None) -> int:
                              args.dt, run_name(args))
         return 0
     finally:
-        env.close()
+        if env is not None:
+            env.close()
         if learner is not None:
             learner.stop()
         if replay is not None:
             replay.close()
         logger.close()
+        stop.restore()
 
 
 if __name__ == "__main__":

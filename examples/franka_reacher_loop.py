@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -11,6 +12,31 @@ import torch
 from tqdm import tqdm
 
 from sac.checkpoint import save_checkpoint
+
+
+class CtrlC:
+    """Ctrl-C is the training loop's business: it stops the robot and saves before exiting.
+
+    From construction until :meth:`arm`, SIGINT is ignored, so every process started meanwhile
+    (env communicators, the learner) inherits "ignore" and a terminal's Ctrl-C, which reaches the
+    whole process group, cannot kill them mid-run. After ``arm()`` the first Ctrl-C sets
+    ``requested`` (the loop finishes its step and stops); a second one raises KeyboardInterrupt.
+    :meth:`restore` puts the previous handler back.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def arm(self) -> None:
+        signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum, frame) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def restore(self) -> None:
+        signal.signal(signal.SIGINT, self._previous)
 
 
 @dataclass
@@ -51,16 +77,17 @@ def save(run_dir: str, agent, replay, learner, state: RunState) -> str:
 
 
 def train(args: argparse.Namespace, run_dir: str, env, agent, replay, learner, logger, state: RunState,
-          stop: dict) -> None:
+          stop: CtrlC) -> None:
     """Runs env steps until ``init_step + env_step`` steps, the time limit or Ctrl-C."""
     total = args.init_step + args.env_step
     t_start = time.monotonic() - state.wall_time_s
     bar = tqdm(total=args.init_step, initial=state.step, desc="initial random steps",
                leave=False) if state.step < args.init_step else None
     obs, _ = env.reset(seed=args.seed + state.episode)
+    stop.arm()  # every process is up now
     action = np.zeros(env.action_space.shape, np.float32)
     ep_return, ep_steps, ep_start, ep_periods, last = 0.0, 0, time.monotonic(), [], None
-    while state.step < total and not stop["requested"]:
+    while state.step < total and not stop.requested:
         if args.time_limit and time.monotonic() - t_start > args.time_limit:
             break
         if learner is not None:
@@ -140,15 +167,16 @@ def summary(args: argparse.Namespace, state: RunState, num_updates: int) -> dict
             "mean_return_last_20": float(np.mean(state.returns[-20:])) if state.returns else None}
 
 
-def evaluate(args: argparse.Namespace, env, agent, logger, stop: dict) -> list[float]:
+def evaluate(args: argparse.Namespace, env, agent, logger, stop: CtrlC) -> list[float]:
     """Runs ``--eval_episodes`` episodes with the deterministic policy; no learning."""
     returns = []
     for episode in range(args.eval_episodes):
-        if stop["requested"]:
+        if stop.requested:
             break
         obs, _ = env.reset(seed=args.seed + episode)
+        stop.arm()
         start, ep_return, done = time.monotonic(), 0.0, False
-        while not done and not stop["requested"]:
+        while not done and not stop.requested:
             obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic=True))
             ep_return += reward
             done = terminated or truncated

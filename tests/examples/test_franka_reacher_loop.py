@@ -11,6 +11,8 @@ import csv
 import importlib.util
 import json
 import os
+import signal
+import threading
 import time
 
 import gymnasium
@@ -139,3 +141,26 @@ def test_evaluation_runs_deterministic_episodes_from_a_checkpoint(script, tmp_pa
                         "--work_dir", str(tmp_path / "eval")]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| eval |")]
     assert len(lines) == 2
+
+
+def test_ctrl_c_finishes_the_step_saves_a_loadable_checkpoint_and_keeps_the_learner_alive(script, tmp_path, capsys):
+    def press_ctrl_c_when_learning():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "| train | E: 3 " not in capsys.readouterr().out:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c_when_learning, daemon=True)
+    presser.start()
+    previous = signal.getsignal(signal.SIGINT)
+    assert script.main([*ARGS, "--async_mode", "--env_step", "100000", "--work_dir", str(tmp_path)]) == 0
+    presser.join(5)
+    assert signal.getsignal(signal.SIGINT) is previous  # main() put the handler back
+    (name,) = os.listdir(tmp_path / "results")
+    model = tmp_path / "results" / name / "model"
+    latest = (model / "latest").read_text().strip()
+    step = int(latest.split("_")[1])
+    assert 75 <= step < 100_000 and script.envs[-1].closed
+    import torch
+    state = torch.load(model / latest / "agent.pt", weights_only=False)
+    assert state["num_updates"] > 0  # written by the learner, alive after the Ctrl-C
