@@ -174,7 +174,8 @@ def evaluate(args: argparse.Namespace, env, agent, logger, stop: CtrlC) -> list[
         if stop.requested:
             break
         obs, _ = env.reset(seed=args.seed + episode)
-        stop.arm()
+        if episode == 0:
+            stop.arm()  # once: re-arming would undo a first Ctrl-C's switch to KeyboardInterrupt
         start, ep_return, done = time.monotonic(), 0.0, False
         while not done and not stop.requested:
             obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic=True))
