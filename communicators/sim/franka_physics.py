@@ -137,6 +137,9 @@ class FrankaPhysics:
         """
         self.data.qpos[self._qpos_adr] = qpos
         mujoco.mj_kinematics(self.model, self.data)
+        # mj_kinematics leaves camera poses stale; without this the wrist camera renders from
+        # where it was at the last mj_forward, not from the hand (found by the env helper).
+        mujoco.mj_camlight(self.model, self.data)
 
     def joint_positions(self) -> np.ndarray:
         """Current joint angles, shape (7,), rad (a copy; cheaper than `state()`)."""

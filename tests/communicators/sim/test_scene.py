@@ -60,3 +60,16 @@ def test_target_off_screen_leaves_the_wrist_image_free_of_red(renderer_physics):
     physics.set_joint_positions(physics.config.initial_qpos)
     renderer.update_scene(physics.data, camera=scene.WRIST_CAMERA)
     assert not _red_mask(renderer.render()).any()
+
+
+def test_wrist_camera_moves_with_the_hand_when_the_arm_is_posed():
+    physics = FrankaPhysics()
+    cam = physics.model.camera(scene.WRIST_CAMERA).id
+    site = physics.model.site(scene.EE_SITE).id
+    offsets = []
+    for dq in (np.zeros(7), np.array([0.4, 0.2, -0.3, 0.3, 0.5, -0.2, 0.6])):
+        physics.set_joint_positions(physics.config.initial_qpos + dq)
+        rot = physics.data.site_xmat[site].reshape(3, 3)
+        # camera position in the TCP frame: fixed if the camera rides on the hand
+        offsets.append(rot.T @ (physics.data.cam_xpos[cam] - physics.data.site_xpos[site]))
+    np.testing.assert_allclose(offsets[0], offsets[1], atol=1e-9)
