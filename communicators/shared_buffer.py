@@ -103,7 +103,8 @@ class SharedBuffer:
         self.array_len = int(np.prod(shape))
         self.np_array_type = self.dtype
         self.array_type = array_type or self.dtype.char
-        self._lock = multiprocessing.Lock()
+        # A lock from the spawn context pickles into children of every start method.
+        self._lock = multiprocessing.get_context("spawn").Lock()
         name = f"{SEGMENT_PREFIX}{os.getpid()}_{next(_segment_counter)}_{secrets.token_hex(4)}"
         self._shm = shared_memory.SharedMemory(name=name, create=True, size=self._segment_size())
         self._owner_pid = os.getpid()

@@ -127,15 +127,20 @@ class OpenCVCameraCommunicator(Communicator):
 
     Args:
         config: source, size, rate and looping.
+        start_method: multiprocessing start method of the child ("fork", "spawn",
+            "forkserver"); None uses the default.
     """
 
-    def __init__(self, config: OpenCVCameraConfig) -> None:
+    def __init__(self, config: OpenCVCameraConfig, *, start_method: str | None = None) -> None:
         self.config = config
         super().__init__(
             sensor_args={"shape": (config.height, config.width, 3), "dtype": np.uint8, "buffer_len": 4},
+            actuator_args=None,
             use_sensor=True,
             use_actuator=False,
             sensor_rate_hz=None,  # the handler blocks on the device, or sleeps to a file's deadline
+            name=f"OpenCVCamera({config.name})",
+            start_method=start_method,
         )
 
     # ----- hooks (run in the child process) -----

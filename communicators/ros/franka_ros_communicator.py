@@ -315,6 +315,8 @@ class FrankaROSCommunicator(Communicator):
         self._send(data[-1])
 
     def _on_actuator_timeout(self) -> None:
+        if getattr(self, "_link", None) is None:
+            return  # the device never opened (the base class also calls this at shutdown)
         self._send(np.zeros(7))
 
     def _send(self, dq_cmd: np.ndarray) -> None:
@@ -349,9 +351,13 @@ class FrankaROSCommunicator(Communicator):
                 "recovery_requests": float(values[STATS_RECOVERY_REQUESTS]),
                 "state_age_s": float(values[STATS_STATE_AGE])}
 
-    def close(self) -> None:
-        """Stop the process (the arm is left commanded to zero velocity) and free the buffers."""
-        super().close()
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the process (the arm is left commanded to zero velocity) and free the buffers.
+
+        Args:
+            timeout: seconds to wait for the child to stop before terminating it.
+        """
+        super().close(timeout)
         self.stats_buffer.close()
 
 

@@ -146,6 +146,8 @@ class FrankaSimCommunicator(Communicator):
             self._command, self._command_time = command, float(timestamps[-1])
 
     def _on_actuator_timeout(self) -> None:
+        if not hasattr(self, "_command_lock"):  # _open_device failed: there is no arm to stop
+            return
         with self._command_lock:
             self._command = np.zeros(NUM_JOINTS)
 
@@ -229,7 +231,12 @@ class FrankaSimCommunicator(Communicator):
             "physics_steps": float(data[STATS_STEPS]),
         }
 
-    def close(self) -> None:
-        """Stop the process (the arm's last command is dropped) and free the stats buffer."""
-        super().close()
-        self.stats_buffer.close()
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the process (its last act zeroes the arm's velocity) and free the stats buffer.
+
+        Args:
+            timeout: seconds to wait for a graceful exit before terminating the child.
+        """
+        super().close(timeout)
+        if os.getpid() == self._owner_pid:
+            self.stats_buffer.close()

@@ -27,7 +27,9 @@ class SimTargetCommunicator(Communicator):
     """Moves the target per `TargetMotion` and publishes its position.
 
     Args:
-        config: mode, box (world frame, m), speed (m/s), publish rate and seed.
+        config: mode, box (world frame, m), speed (m/s), publish rate and seed; None for defaults.
+        start_method: multiprocessing start method of the child ("fork", "spawn",
+            "forkserver"); None uses the default.
 
     Example:
         >>> import time
@@ -40,7 +42,7 @@ class SimTargetCommunicator(Communicator):
         >>> comm.close()
     """
 
-    def __init__(self, config: TargetConfig | None = None) -> None:
+    def __init__(self, config: TargetConfig | None = None, *, start_method: str | None = None) -> None:
         self.config = TargetConfig() if config is None else config
         super().__init__(
             sensor_args={"shape": (3,), "dtype": np.float64, "buffer_len": 4},
@@ -50,6 +52,8 @@ class SimTargetCommunicator(Communicator):
             sensor_rate_hz=self.config.rate_hz,
             actuator_rate_hz=self.config.rate_hz,
             actuator_timeout=None,  # a target needs no watchdog: a stale request changes nothing
+            name="SimTarget",
+            start_method=start_method,
         )
 
     # ----- hooks (run in the child process) -----

@@ -153,14 +153,16 @@ class TargetDisplayCommunicator(Communicator):
     """Shows the red target dot full-screen and publishes where it is.
 
     Args:
-        config: window, dot and motion settings.
+        config: window, dot and motion settings; None for defaults.
+        start_method: multiprocessing start method of the child ("fork", "spawn",
+            "forkserver"); None uses the default.
 
     Raises:
         DeviceError: no window can be shown here (headless OpenCV or no display); raised on
             construction, before any process starts.
     """
 
-    def __init__(self, config: TargetDisplayConfig | None = None) -> None:
+    def __init__(self, config: TargetDisplayConfig | None = None, *, start_method: str | None = None) -> None:
         self.config = TargetDisplayConfig() if config is None else config
         problem = display_problem()
         if problem is not None:
@@ -173,6 +175,8 @@ class TargetDisplayCommunicator(Communicator):
             sensor_rate_hz=self.config.motion.rate_hz,
             actuator_rate_hz=self.config.motion.rate_hz,
             actuator_timeout=None,  # a target needs no watchdog: a stale request changes nothing
+            name="TargetDisplay",
+            start_method=start_method,
         )
 
     # ----- hooks (run in the child process) -----

@@ -1,0 +1,268 @@
+"""The communicator: one process per device, exchanging data through shared ring buffers.
+
+A communicator polls its device into ``sensor_buffer`` and sends the commands it finds in
+``actuator_buffer``. It keeps SenseAct's plug-in contract, so a SenseAct communicator ports by
+changing its imports, and adds what real robots need: fixed-rate loops paced by deadlines, a
+stale-command watchdog, device resources opened in the child, crash reports that reach the
+parent with the child's traceback, and an exit within a second of the parent's death.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+
+from communicators.errors import CommunicatorError
+from communicators.pacing import Pacer
+from communicators.shared_buffer import SharedBuffer
+
+_ERROR_BYTES = 16384
+_SUPERVISE_PERIOD_S = 0.05
+_STATS_FIELDS = ("sensor_overruns", "actuator_overruns", "sensor_cycles", "actuator_cycles", "watchdog_trips")
+
+
+def _make_buffer(args: dict[str, Any]) -> SharedBuffer:
+    args = dict(args)
+    args.setdefault("buffer_len", SharedBuffer.DEFAULT_BUFFER_LEN)
+    return SharedBuffer(**args)
+
+
+class Communicator(multiprocessing.Process):
+    """Base class of all device communicators (a ``multiprocessing.Process``).
+
+    Hooks to implement (all run in the child process):
+
+    * ``_sensor_handler()``: read the device once and ``self.sensor_buffer.write(data, timestamp)``.
+      With ``sensor_rate_hz`` set it is called once per period; otherwise in a tight loop, and it
+      should block on the device.
+    * ``_actuator_handler()``: take the newest command from ``self.actuator_buffer`` and send it.
+    * ``_on_actuator_timeout()``: called instead of ``_actuator_handler`` on every actuator tick
+      while no new command has arrived for ``actuator_timeout`` seconds (and before the first
+      command), and once at shutdown. A robot commands zero velocity here.
+    * ``_open_device()`` / ``_close_device()``: open and release sockets, cameras and GL
+      contexts. They run in the child because such handles do not survive a fork and cannot be
+      pickled for spawn.
+
+    Args:
+        sensor_args: ``SharedBuffer`` arguments of the sensor buffer, SenseAct form
+            (``array_len``, ``array_type``, ``np_array_type``, ``buffer_len``) or modern form
+            (``shape``, ``dtype``, ``buffer_len``).
+        actuator_args: the same for the actuator buffer.
+        use_sensor: run the sensor loop and create ``sensor_buffer``.
+        use_actuator: run the actuator loop and create ``actuator_buffer``.
+        sensor_rate_hz: sensor loop rate in Hz; None calls the handler back to back.
+        actuator_rate_hz: actuator loop rate in Hz; None calls the handler back to back.
+        actuator_timeout: seconds without a new command after which ``_on_actuator_timeout``
+            replaces ``_actuator_handler``; None disables the watchdog.
+        name: a name for messages; the class name if None.
+        start_method: ``fork``, ``spawn`` or ``forkserver``; the multiprocessing default if None.
+    """
+
+    def __init__(
+        self,
+        sensor_args: dict[str, Any] | None,
+        actuator_args: dict[str, Any] | None,
+        use_sensor: bool = True,
+        use_actuator: bool = True,
+        *,
+        sensor_rate_hz: float | None = None,
+        actuator_rate_hz: float | None = None,
+        actuator_timeout: float | None = None,
+        name: str | None = None,
+        start_method: str | None = None,
+    ) -> None:
+        super().__init__(name=name or type(self).__name__, daemon=True)
+        for label, rate in (("sensor_rate_hz", sensor_rate_hz), ("actuator_rate_hz", actuator_rate_hz)):
+            if rate is not None and not rate > 0:
+                raise ValueError(f"{label}={rate!r} must be a positive rate in Hz, or None for a free-running loop")
+        if actuator_timeout is not None and not actuator_timeout > 0:
+            raise ValueError(f"actuator_timeout={actuator_timeout!r} must be positive seconds, or None to disable")
+        if start_method is not None and start_method not in multiprocessing.get_all_start_methods():
+            raise ValueError(f"start_method={start_method!r}; choose one of {multiprocessing.get_all_start_methods()}")
+        self.use_sensor, self.use_actuator = use_sensor, use_actuator
+        self.sensor_rate_hz, self.actuator_rate_hz = sensor_rate_hz, actuator_rate_hz
+        self.actuator_timeout = actuator_timeout
+        self.start_method = start_method
+        self.sensor_buffer = _make_buffer(sensor_args) if use_sensor else None
+        self.actuator_buffer = _make_buffer(actuator_args) if use_actuator else None
+        self._error_buffer = SharedBuffer(shape=(_ERROR_BYTES,), dtype=np.uint8, buffer_len=1)
+        self._stats_buffer = SharedBuffer(shape=(len(_STATS_FIELDS),), dtype=np.int64, buffer_len=1)
+        self._stop_event = multiprocessing.get_context("spawn").Event()  # pickles under every start method
+        self._owner_pid = os.getpid()
+        self._stopped = False
+
+    # ===== Hooks to implement =====
+
+    def _sensor_handler(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__} uses a sensor but does not implement _sensor_handler")
+
+    def _actuator_handler(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__} uses an actuator but does not implement _actuator_handler")
+
+    def _on_actuator_timeout(self) -> None:
+        """Commands went stale. The default does nothing; robots override it to stop."""
+
+    def _open_device(self) -> None:
+        """Opens the device in the child process."""
+
+    def _close_device(self) -> None:
+        """Releases the device in the child process."""
+
+    # ===== Parent side =====
+
+    def _Popen(self, process_obj):  # noqa: N802 (multiprocessing's name)
+        # Lets each communicator choose its start method without changing the global default.
+        return multiprocessing.get_context(self.start_method).Process._Popen(process_obj)
+
+    def raise_if_failed(self) -> None:
+        """Raises ``CommunicatorError`` if the child process has failed or died.
+
+        The message names the communicator and carries the child's traceback text.
+        """
+        if self._error_buffer.num_writes:
+            raw, _, _ = self._error_buffer.read()
+            text = bytes(raw[0]).rstrip(b"\0").decode("utf-8", "replace")
+            raise CommunicatorError(f"communicator {self.name!r} failed in its process:\n{text}")
+        if self._popen is not None and not self._stopped and not self.is_alive():
+            code = self.exitcode
+            how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+            raise CommunicatorError(f"communicator {self.name!r} {how} without reporting an error")
+
+    def overruns(self) -> dict[str, int]:
+        """Overrun counts of the sensor and actuator loops, and other loop counters."""
+        if self._stats_buffer.num_writes == 0:
+            return dict.fromkeys(_STATS_FIELDS, 0)
+        values, _, _ = self._stats_buffer.read()
+        return dict(zip(_STATS_FIELDS, (int(v) for v in values[0])))
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stops the child gracefully (stop event, join), then terminates it. Idempotent."""
+        if self._stopped or os.getpid() != self._owner_pid:
+            return
+        self._stopped = True
+        self._stop_event.set()
+        if self._popen is not None:
+            self.join(timeout)
+            if self.is_alive():
+                self.terminate()
+                self.join(1.0)
+            if self.is_alive():
+                self.kill()
+                self.join(1.0)
+        for buf in (self.sensor_buffer, self.actuator_buffer, self._error_buffer, self._stats_buffer):
+            if buf is not None:
+                buf.close()
+
+    def terminate(self) -> None:
+        """SenseAct compatibility: SenseAct envs call terminate() then join()."""
+        if self._popen is not None and self.is_alive():
+            super().terminate()
+
+    def __getstate__(self) -> dict:
+        # A started communicator may be pickled into another spawned process (the env's polling
+        # loop); only its buffers and settings travel, not the handle to the child.
+        state = self.__dict__.copy()
+        state["_popen"] = None
+        return state
+
+    # ===== Child side =====
+
+    def run(self) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides how to stop on Ctrl-C
+        signal.signal(signal.SIGTERM, lambda *_: self._stop_event.set())
+        self._counters = dict.fromkeys(_STATS_FIELDS, 0)
+        self._counters_lock = threading.Lock()
+        self._stats_time = 0.0
+        self._thread_error: BaseException | None = None
+        try:
+            self._open_device()
+            threads = []
+            if self.use_sensor:
+                threads.append(threading.Thread(target=self._loop, args=("sensor",), daemon=True))
+            if self.use_actuator:
+                threads.append(threading.Thread(target=self._loop, args=("actuator",), daemon=True))
+            for thread in threads:
+                thread.start()
+            self._supervise()
+            for thread in threads:
+                thread.join(1.0)
+            if self._thread_error is not None:
+                raise self._thread_error
+        except BaseException as err:  # noqa: BLE001 (every failure must reach the parent)
+            self._report(err)
+            try:
+                self._shutdown_device()
+            finally:
+                os._exit(1)
+        self._shutdown_device()
+
+    def _supervise(self) -> None:
+        parent = os.getppid()
+        while not self._stop_event.wait(_SUPERVISE_PERIOD_S):
+            if os.getppid() != parent:  # re-parented: the parent died
+                self._stop_event.set()
+        self._publish_stats()
+
+    def _loop(self, which: str) -> None:
+        rate = self.sensor_rate_hz if which == "sensor" else self.actuator_rate_hz
+        tick = self._sensor_handler if which == "sensor" else self._actuator_tick
+        pacer = Pacer(1.0 / rate) if rate else None
+        if which == "actuator":
+            self._last_command_count, self._last_command_time = 0, time.monotonic()
+            self._stale = True
+        try:
+            while not self._stop_event.is_set():
+                tick()
+                self._count(f"{which}_cycles")
+                if pacer is not None and pacer.wait():
+                    self._count(f"{which}_overruns")
+        except BaseException as err:  # noqa: BLE001
+            self._thread_error = err
+            self._stop_event.set()
+
+    def _actuator_tick(self) -> None:
+        now = time.monotonic()
+        count = self.actuator_buffer.num_writes
+        if count > self._last_command_count:
+            self._last_command_count, self._last_command_time = count, now
+        stale = count == 0 or (self.actuator_timeout is not None and now - self._last_command_time > self.actuator_timeout)
+        if stale:
+            if not self._stale:  # count each stale spell once
+                self._count("watchdog_trips")
+            self._on_actuator_timeout()
+        else:
+            self._actuator_handler()
+        self._stale = stale
+
+    def _count(self, field: str) -> None:
+        with self._counters_lock:
+            self._counters[field] += 1
+            # Publish every overrun at once, and the cycle counts a few times a second.
+            now = time.monotonic()
+            if not field.endswith("cycles") or now - self._stats_time > 0.1:
+                self._stats_time = now
+                self._publish_stats()
+
+    def _publish_stats(self) -> None:
+        self._stats_buffer.write(np.array([self._counters[f] for f in _STATS_FIELDS], np.int64))
+
+    def _report(self, err: BaseException) -> None:
+        text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+        raw = text.encode("utf-8")[-(_ERROR_BYTES - 1):]
+        slot = np.zeros(_ERROR_BYTES, np.uint8)
+        slot[: len(raw)] = np.frombuffer(raw, np.uint8)
+        self._error_buffer.write(slot)
+
+    def _shutdown_device(self) -> None:
+        try:
+            if self.use_actuator:
+                self._on_actuator_timeout()  # leave the device commanded to stop
+        finally:
+            self._close_device()
