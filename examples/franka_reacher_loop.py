@@ -5,7 +5,7 @@ import argparse
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import torch
@@ -49,7 +49,6 @@ class RunState:
     last_save_step: int = 0
     returns: list[float] = field(default_factory=list)
     episode_end_steps: list[int] = field(default_factory=list)
-    episode_wall_s: list[float] = field(default_factory=list)
     periods: list[float] = field(default_factory=list)
     wall_time_s: float = 0.0
 
@@ -62,7 +61,8 @@ class RunState:
     def from_dict(cls, d: dict) -> RunState:
         rng = np.random.default_rng()
         rng.bit_generator.state = d.pop("action_rng")
-        return cls(action_rng=rng, **d)
+        known = {f.name for f in fields(cls)}
+        return cls(action_rng=rng, **{k: v for k, v in d.items() if k in known})
 
 
 def save(run_dir: str, agent, replay, learner, state: RunState) -> str:
@@ -151,7 +151,6 @@ def _log_episode(logger, state: RunState, learner, agent, ep_return: float, dura
     logger.dump(step)
     state.returns.append(float(ep_return))
     state.episode_end_steps.append(step)
-    state.episode_wall_s.append(wall)
     state.periods.extend(periods)
 
 
