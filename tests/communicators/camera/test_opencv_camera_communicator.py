@@ -74,8 +74,8 @@ def camera():
     segments_before = _segments()
     started = []
 
-    def start(config):
-        comm = OpenCVCameraCommunicator(config)
+    def start(config, start_method=None):
+        comm = OpenCVCameraCommunicator(config, start_method=start_method)
         started.append(comm)
         comm.start()
         return comm
@@ -100,11 +100,15 @@ def _collect(comm, until_frames, timeout=10.0):
     return frames
 
 
-@pytest.mark.parametrize("size", [(64, 48), (32, 24)], ids=["native-64x48", "resized-32x24"])
-def test_frames_arrive_as_rgb_uint8_matching_the_file(tmp_path, camera, size):
+@pytest.mark.parametrize(
+    "size, start_method",
+    [((64, 48), "fork"), ((32, 24), "fork"), ((32, 24), "spawn"), ((32, 24), "forkserver")],
+    ids=["native-64x48-fork", "resized-32x24-fork", "resized-32x24-spawn", "resized-32x24-forkserver"],
+)
+def test_frames_arrive_as_rgb_uint8_matching_the_file(tmp_path, camera, size, start_method):
     path = make_video(tmp_path / "colours.avi", n_frames=30, fps=60)
     width, height = size
-    comm = camera(OpenCVCameraConfig(source=path, width=width, height=height))
+    comm = camera(OpenCVCameraConfig(source=path, width=width, height=height), start_method)
     frames = _collect(comm, until_frames=25)
     assert len(frames) >= 5
     for index, frame in frames.items():
@@ -139,9 +143,10 @@ def test_fps_overrides_the_files_rate(tmp_path, camera):
     assert 30 < rate < 70, f"played at {rate:.1f} fps, asked for 50"
 
 
-def test_end_of_file_reaches_the_parent_naming_the_camera_and_the_fix(tmp_path, camera):
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_end_of_file_reaches_the_parent_naming_the_camera_and_the_fix(tmp_path, camera, start_method):
     path = make_video(tmp_path / "short.avi", n_frames=10, fps=100)
-    comm = camera(OpenCVCameraConfig(source=path, name="wrist"))
+    comm = camera(OpenCVCameraConfig(source=path, name="wrist"), start_method)
     _wait_for(lambda: _failure(comm) is not None, what="the end-of-file error")
     message = str(_failure(comm))
     assert "camera 'wrist' stopped: video file ended after 10 frames; set loop=True to replay it" in message

@@ -33,8 +33,8 @@ def running():
     segments_before = _segments()
     started = []
 
-    def start(config):
-        comm = SimTargetCommunicator(config)
+    def start(config, start_method=None):
+        comm = SimTargetCommunicator(config, start_method=start_method)
         started.append(comm)
         comm.start()
         _wait_for(lambda: comm.sensor_buffer.num_writes > 0, what="the first target position")
@@ -65,9 +65,10 @@ def _expected_start(config, episode):
     return motion.position(0.0)
 
 
-def test_reaching_target_holds_still_and_moves_to_the_requested_episodes_position(running):
+@pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
+def test_reaching_target_holds_still_and_moves_to_the_requested_episodes_position(running, start_method):
     config = TargetConfig(mode="reaching", seed=11)
-    comm = running(config)
+    comm = running(config, start_method)
     positions, stamps = _samples(comm, 0.3)
     assert comm.sensor_buffer.latest()[0].dtype == np.float64
     assert np.all(np.diff(stamps) >= 0), "timestamps went backwards"
