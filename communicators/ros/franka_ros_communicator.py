@@ -138,12 +138,15 @@ class FrankaROSCommunicator(Communicator):
 
     Args:
         config: ROS master, namespace, rates, watchdog and safety limits.
+        start_method: multiprocessing start method of the child ("fork", "spawn",
+            "forkserver"); None uses the platform default.
 
     Attributes:
         stats_buffer: SharedBuffer float64 (4,), see the module docstring.
     """
 
-    def __init__(self, config: FrankaROSConfig | None = None) -> None:
+    def __init__(self, config: FrankaROSConfig | None = None, *,
+                 start_method: str | None = None) -> None:
         from communicators.shared_buffer import SharedBuffer
 
         self.config = FrankaROSConfig() if config is None else config
@@ -155,6 +158,7 @@ class FrankaROSCommunicator(Communicator):
             sensor_rate_hz=None,  # the sensor loop blocks until the robot's next message
             actuator_rate_hz=self.config.actuator_rate_hz,
             actuator_timeout=self.config.actuator_timeout,
+            start_method=start_method,
         )
         self.stats_buffer = SharedBuffer(shape=(STATS_DIM,), dtype=np.float64, buffer_len=2)
 

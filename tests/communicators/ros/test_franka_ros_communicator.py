@@ -23,12 +23,12 @@ pytestmark = [requires_ros, pytest.mark.timeout(120)]
 RATE_HZ = 500.0  # bridge rate in most tests: gentler on a shared 2-core machine than 1 kHz
 
 
-def _communicator(master, **overrides):
+def _communicator(master, start_method=None, **overrides):
     from communicators.ros.franka_ros_communicator import FrankaROSCommunicator, FrankaROSConfig
 
     config = FrankaROSConfig(master_uri=master.uri, ros_ip="127.0.0.1", transport="rospy",
                              **overrides)
-    return FrankaROSCommunicator(config)
+    return FrankaROSCommunicator(config, start_method=start_method)
 
 
 class _Running:
@@ -82,9 +82,10 @@ def test_state_arrives_at_the_bridge_rate_in_the_shared_layout(ros_master):
     np.testing.assert_allclose(z_axis, rot[:, 2], atol=0.01)
 
 
-def test_velocity_commands_move_the_simulated_arm(ros_master):
+@pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
+def test_velocity_commands_move_the_simulated_arm(ros_master, start_method):
     with running_bridge(ros_master, "--rate-hz", str(RATE_HZ)), \
-            _Running(_communicator(ros_master)) as comm:
+            _Running(_communicator(ros_master, start_method)) as comm:
         q0 = comm.sensor_buffer.latest()[0][Q].copy()
         cmd = np.array([0.2, 0, 0, 0, 0, 0, -0.2])
         states = _drive(comm, lambda s: cmd, seconds=1.0)
