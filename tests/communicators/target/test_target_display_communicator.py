@@ -114,3 +114,29 @@ def test_communicator_fails_before_any_process_or_segment_exists_when_no_display
 def test_bad_display_config_names_the_field(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         TargetDisplayConfig(**kwargs)
+
+
+def test_a_window_that_fails_to_open_in_the_child_reaches_the_parent(monkeypatch):
+    # Pretend the parent-side check passed (as it would on a desktop whose GUI then fails, e.g.
+    # a display that went away); the child then meets this machine's real headless OpenCV.
+    import cv2
+
+    import communicators.target.target_display_communicator as module
+    from communicators.errors import CommunicatorError
+
+    if re.search(r"GUI:\s*NONE", cv2.getBuildInformation()) is None:
+        pytest.skip("this machine's OpenCV has a GUI backend")
+    monkeypatch.setattr(module, "display_problem", lambda: None)
+    segments_before = set(glob.glob(f"/dev/shm/rtrl_{os.getpid()}_*"))
+    comm = TargetDisplayCommunicator(TargetDisplayConfig(width=64, height=48, radius_px=4),
+                                     start_method="fork")
+    try:
+        comm.start()
+        comm.join(10)
+        with pytest.raises(CommunicatorError, match="target display 'rtrl target' could not open its window"):
+            comm.raise_if_failed()
+        assert comm.sensor_buffer.num_writes == 0
+    finally:
+        comm.close()
+    assert multiprocessing.active_children() == []
+    assert set(glob.glob(f"/dev/shm/rtrl_{os.getpid()}_*")) == segments_before
