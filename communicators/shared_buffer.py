@@ -200,7 +200,7 @@ class SharedBuffer:
             before = self._seq[slot]
             if before & 1:
                 continue
-            out[...] = self._data[slot]
+            np.copyto(out, self._data[slot])
             timestamp, index = float(self._timestamp[slot]), int(self._index[slot])
             if self._seq[slot] == before:
                 return timestamp, index
@@ -218,11 +218,14 @@ class SharedBuffer:
         """
         if not 1 <= window_len <= self.buffer_len:
             raise SharedBufferError(f"window_len={window_len} must be between 1 and buffer_len={self.buffer_len}")
-        data = np.zeros((window_len, *self.shape), self.dtype)
-        timestamps = np.full(window_len, np.nan)
-        indices = np.full(window_len, -1, np.int64)
         for _ in range(_MAX_READ_RETRIES):
             newest = int(self._counter[0]) - 1
+            if newest >= window_len - 1:  # the common case: every slot of the window is written
+                data = np.empty((window_len, *self.shape), self.dtype)
+                timestamps, indices = np.empty(window_len), np.empty(window_len, np.int64)
+            else:
+                data = np.zeros((window_len, *self.shape), self.dtype)
+                timestamps, indices = np.full(window_len, np.nan), np.full(window_len, -1, np.int64)
             consistent = True
             for i in range(window_len):
                 wanted = newest - (window_len - 1 - i)
