@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         if resume_dir:
             checkpoint = latest_checkpoint(os.path.join(run_dir, "model"))
             if checkpoint is None:
-                print(f"--resume {run_dir}: no complete checkpoint under {run_dir}/model", file=sys.stderr)
+                print(f"--resume {run_dir}: no complete checkpoint under {run_dir}/model (the run stopped "
+                      f"before its first save); delete {run_dir} and start it again", file=sys.stderr)
                 return 2
             agent.load_state_dict(torch.load(os.path.join(checkpoint, "agent.pt"), weights_only=False))
             replay.load(os.path.join(checkpoint, "replay.npz"))
