@@ -1,0 +1,36 @@
+# Two commands do everything on a fresh Debian/Ubuntu machine with Python >= 3.10:
+#   make run    trains the SAC agent on the simulated Franka visual reacher
+#   make test   installs what the tests need (ROS 1 from apt, franka-sim in its own venv) and runs them
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+export MUJOCO_GL ?= egl
+RUN_ARGS ?=
+
+.PHONY: run test install install-ros install-franka-sim benchmark clean
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[sim,camera,sac,dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-ros: install
+	bash scripts/install_ros.sh $(VENV)
+
+install-franka-sim: install
+	MAIN_VENV=$(VENV) bash scripts/install_franka_sim.sh
+
+run: install
+	$(PY) examples/franka_reacher.py $(RUN_ARGS)
+
+test: install install-ros install-franka-sim
+	$(PY) -m pytest -q
+
+benchmark: install
+	$(PY) -m examples.benchmark_cycle --out results/bench_cycle
+
+clean:
+	rm -rf $(VENV) .venv-franka-sim *.egg-info
