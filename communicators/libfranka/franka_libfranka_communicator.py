@@ -106,8 +106,8 @@ class FrankaLibfrankaCommunicator(Communicator):
             actuator_timeout=None,  # the shaper's watchdog ramps to zero; a step would cause a reflex
         )
         self.stats_buffer = SharedBuffer(shape=(STATS_DIM,), dtype=np.float64, buffer_len=4)
-        self._loop: LibfrankaControlLoop | None = None
-        self._loop_thread: threading.Thread | None = None
+        self._control_loop: LibfrankaControlLoop | None = None
+        self._control_thread: threading.Thread | None = None
 
     # ----- hooks (child process) -----
 
@@ -116,40 +116,42 @@ class FrankaLibfrankaCommunicator(Communicator):
         # loop gets a thread of its own that runs from connect to the final ramp-down without a
         # pause: the robot aborts a motion after 20 ms without commands, so the loop must not wait
         # for the base class to stop and join its sensor and actuator threads at shutdown.
-        self._loop = LibfrankaControlLoop(self.config, self.sensor_buffer, self.actuator_buffer, self.stats_buffer)
-        self._loop_error: BaseException | None = None
-        self._stop_loop = threading.Event()
+        self._control_loop = LibfrankaControlLoop(self.config, self.sensor_buffer, self.actuator_buffer, self.stats_buffer)
+        self._control_error: BaseException | None = None
+        self._stop_control = threading.Event()
         opened = threading.Event()
-        self._loop_thread = threading.Thread(target=self._run_loop, args=(opened,), name="libfranka-1kHz", daemon=True)
-        self._loop_thread.start()
+        self._control_thread = threading.Thread(target=self._run_control_loop, args=(opened,), name="libfranka-1kHz", daemon=True)
+        self._control_thread.start()
         opened.wait()
-        if self._loop_error is not None:
-            raise self._loop_error
+        if self._control_error is not None:
+            raise self._control_error
 
-    def _run_loop(self, opened: threading.Event) -> None:
+    def _run_control_loop(self, opened: threading.Event) -> None:
         try:
-            self._loop.open()
+            self._control_loop.open()
             opened.set()
-            while not self._stop_loop.is_set():
-                self._loop.cycle()
+            while not self._stop_control.is_set():
+                self._control_loop.cycle()
         except BaseException as exc:  # handed to the sensor thread, which reports it to the parent
-            self._loop_error = exc
+            self._control_error = exc
         finally:
             opened.set()
-            self._loop.close()  # ramps to rest, then finishes the motion
+            self._control_loop.close()  # ramps to rest, then finishes the motion
 
     def _close_device(self) -> None:
-        if getattr(self, "_loop_thread", None) is not None:
-            self._stop_loop.set()
-            self._loop_thread.join(self.config.stop_timeout + 5.0)
-            self._loop_thread = None
+        if getattr(self, "_control_thread", None) is not None:
+            self._stop_control.set()
+            self._control_loop.request_stop()
+            self._control_thread.join(self.config.stop_timeout + 5.0)
+            self._control_thread = None
 
     def _sensor_handler(self) -> None:
         # The state is published by the 1 kHz loop; this 20 Hz check only brings its failure
         # (e.g. recovery impossible, connection lost) to the parent.
-        if self._loop_error is not None:
-            raise self._loop_error
-        if not self._loop_thread.is_alive():
+        thread = self._control_thread
+        if self._control_error is not None:
+            raise self._control_error
+        if thread is not None and not thread.is_alive():
             raise DeviceError(f"FrankaLibfranka({self.config.robot_ip}): the 1 kHz control loop stopped")
 
     def _actuator_handler(self) -> None:
@@ -197,7 +199,12 @@ class FrankaLibfrankaCommunicator(Communicator):
             time.sleep(0.01)
         return self.sensor_buffer.latest()[0]
 
-    def close(self) -> None:
-        """Stop the child (the arm ramps to rest first) and release the stats buffer. Idempotent."""
-        super().close()
+    def close(self, timeout: float | None = None) -> None:
+        """Stop the child (the arm ramps to rest first) and release the buffers. Idempotent.
+
+        Args:
+            timeout: s to wait for the child before it is terminated; by default long enough for
+                the ramp to rest (`config.stop_timeout`) plus the loop threads' shutdown.
+        """
+        super().close(self.config.stop_timeout + 3.0 if timeout is None else timeout)
         self.stats_buffer.close()

@@ -116,6 +116,7 @@ class LibfrankaControlLoop:
         self._control = None  # pylibfranka ActiveControlBase while a motion runs
         self._franka = None   # the pylibfranka module
         self._errors: tuple = ()
+        self._stop_requested = False
 
     # ----- life cycle -----
 
@@ -204,8 +205,8 @@ class LibfrankaControlLoop:
                 finished = self._franka.JointVelocities([0.0] * 7)
                 finished.motion_finished = True
                 self._control.writeOnce(finished)
-            except self._franka.ControlException as exc:
-                logger.warning("FrankaLibfranka(%s): reflex while stopping: %s", self.config.robot_ip, exc)
+            except Exception as exc:  # a reflex or a lost connection: the robot has stopped itself
+                logger.warning("FrankaLibfranka(%s): motion ended while stopping: %s", self.config.robot_ip, exc)
             self._control = None
         if self._robot is not None:
             try:
@@ -213,6 +214,13 @@ class LibfrankaControlLoop:
             except Exception as exc:  # best effort: the connection may already be gone
                 logger.warning("FrankaLibfranka(%s): stop failed: %s", self.config.robot_ip, exc)
             self._robot = None
+
+    def request_stop(self) -> None:
+        """Ask a running recovery to give up, so shutdown does not wait out `recovery_timeout`.
+
+        Thread-safe (one flag); `close()` then ramps down whatever motion is running.
+        """
+        self._stop_requested = True
 
     # ----- internals -----
 
@@ -258,7 +266,7 @@ class LibfrankaControlLoop:
         logger.warning("FrankaLibfranka(%s): reflex, recovering automatically: %s", cfg.robot_ip, reason)
         start = time.monotonic()
         attempts = 0
-        while True:
+        while not self._stop_requested:
             attempts += 1
             try:
                 self._robot.automatic_error_recovery()
@@ -274,6 +282,9 @@ class LibfrankaControlLoop:
                 # Keep the state flowing while waiting (e.g. user stop pressed): the env sees it.
                 self._publish(self._robot.read_once(), time.monotonic())
                 time.sleep(0.1)
+        else:
+            logger.warning("FrankaLibfranka(%s): recovery abandoned: shutting down", cfg.robot_ip)
+            return
         self._stats[STATS_RECOVERY_TIME] = time.monotonic() - start
         self._stats_buffer.write(self._stats, timestamp=time.monotonic())
         logger.warning("FrankaLibfranka(%s): recovered after %.3f s (%d reflexes so far)",

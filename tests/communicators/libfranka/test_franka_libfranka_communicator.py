@@ -250,7 +250,7 @@ def test_when_the_parent_dies_the_child_exits_and_the_arm_stops(franka_sim):
                 return True
             return False
 
-        _wait_for(child_gone, timeout=10.0, what="the orphaned communicator to exit")
+        _wait_for(child_gone, timeout=15.0, what="the orphaned communicator to exit")
     finally:
         parent.kill()
         parent.wait(5)
