@@ -42,6 +42,10 @@ from communicators.errors import SharedBufferError
 SEGMENT_PREFIX = "rtrl_"
 _HEADER_BYTES = 64  # write counter, padded to a cache line
 _MAX_READ_RETRIES = 100_000
+# A writer preempted mid-write on a loaded machine holds its slot for tens of ms; only one gone
+# this long is taken as stuck. Readers spin briefly, then sleep so the writer gets a CPU.
+_STUCK_WRITER_S = 2.0
+_SPINS_BEFORE_SLEEP = 1000
 _segment_counter = itertools.count()
 
 
@@ -196,15 +200,21 @@ class SharedBuffer:
         return int(self._counter[0])
 
     def _read_slot(self, slot: int, out: np.ndarray) -> tuple[float, int]:
-        for _ in range(_MAX_READ_RETRIES):
+        give_up = None
+        for attempt in itertools.count():
             before = self._seq[slot]
-            if before & 1:
-                continue
-            np.copyto(out, self._data[slot])
-            timestamp, index = float(self._timestamp[slot]), int(self._index[slot])
-            if self._seq[slot] == before:
-                return timestamp, index
-        raise SharedBufferError("a writer held a slot for too long; is a writer process stuck mid-write?")
+            if not before & 1:
+                np.copyto(out, self._data[slot])
+                timestamp, index = float(self._timestamp[slot]), int(self._index[slot])
+                if self._seq[slot] == before:
+                    return timestamp, index
+            if attempt >= _SPINS_BEFORE_SLEEP:
+                now = time.monotonic()
+                give_up = now + _STUCK_WRITER_S if give_up is None else give_up
+                if now > give_up:
+                    raise SharedBufferError(f"a writer held a slot for over {_STUCK_WRITER_S} s; "
+                                            "is a writer process stuck mid-write?")
+                time.sleep(20e-6)
 
     def read(self, window_len: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Reads the newest ``window_len`` slots, oldest first, without marking them as seen.
