@@ -1,0 +1,148 @@
+"""Process and shared-memory helpers for the core tests: liveness, leftovers, scripts run as parents.
+
+Other engineers run tests on the same machine at the same time, so leftovers are counted only for
+pids of this test session (the pytest process and the scripts it ran, registered here). Core
+segments are named ``rtrl_<creator pid>_...``; other packages' segments end in ``_<pid>``.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHM_DIR = Path("/dev/shm")
+# Helper processes multiprocessing keeps for the whole session on purpose; not leftovers.
+_MP_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+
+_session_pids: set[int] = {os.getpid()}
+
+
+def register_pid(pid: int) -> None:
+    """Counts ``pid``'s segments as this session's in :func:`session_segments`."""
+    _session_pids.add(int(pid))
+
+
+def session_pids() -> set[int]:
+    return set(_session_pids)
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.005) -> bool:
+    """Polls ``predicate`` until it is true or ``timeout_s`` seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() > deadline:
+            return bool(predicate())
+        time.sleep(interval_s)
+
+
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` runs; a zombie (exited, not yet reaped) counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    state = stat.rsplit(")", 1)[1].split()[0]
+    return state not in ("Z", "X")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def child_pids(parent: int | None = None) -> set[int]:
+    """Live child processes of ``parent`` (this process if None), minus multiprocessing's helpers."""
+    parent = os.getpid() if parent is None else parent
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and fields[0] not in ("Z", "X"):
+            if not any(helper in _cmdline(int(entry.name)) for helper in _MP_HELPERS):
+                found.add(int(entry.name))
+    return found
+
+
+def _segment_pid(name: str) -> int | None:
+    parts = name.split("_")
+    for token in (parts[1] if len(parts) > 1 else "", parts[-1]):
+        if token.isdigit():
+            return int(token)
+    return None
+
+
+def segments_of(pids: set[int]) -> set[str]:
+    """Names of ``rtrl_*`` segments in /dev/shm created by one of ``pids``."""
+    return {p.name for p in SHM_DIR.glob("rtrl_*") if _segment_pid(p.name) in pids}
+
+
+def own_segments() -> set[str]:
+    """``rtrl_*`` segments created by this process."""
+    return segments_of({os.getpid()})
+
+
+def session_segments() -> set[str]:
+    """``rtrl_*`` segments created by this session's processes."""
+    return segments_of(session_pids())
+
+
+class Script:
+    """A Python program run as a separate parent process, read line by line with deadlines.
+
+    Args:
+        code: the program's source; it runs with the repository on ``sys.path``.
+    """
+
+    def __init__(self, code: str) -> None:
+        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO_ROOT, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        register_pid(self.proc.pid)
+        self.pid = self.proc.pid
+        self._buffer = b""
+
+    def read_line(self, timeout_s: float = 20.0) -> str:
+        """The next line the program printed; fails with its stderr if none comes in time."""
+        deadline = time.monotonic() + timeout_s
+        fd = self.proc.stdout.fileno()
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                left = deadline - time.monotonic()
+                chunk = os.read(fd, 65536) if left > 0 and sel.select(left) else b""
+                if not chunk:
+                    self.kill()
+                    err = self.proc.stderr.read().decode(errors="replace")
+                    raise AssertionError(f"script printed no line within {timeout_s} s; stderr:\n{err}")
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode()
+
+    def kill(self) -> None:
+        """SIGKILLs the program and reaps it."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def __enter__(self) -> "Script":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.kill()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
