@@ -82,9 +82,10 @@ class FrankaLibfrankaCommunicator(Communicator):
     Args:
         config: robot address, command shaping, safety limits. There is no default: the robot's
             IP address must be given.
+        start_method: "fork", "spawn" or "forkserver"; the multiprocessing default if None.
     """
 
-    def __init__(self, config: LibfrankaConfig) -> None:
+    def __init__(self, config: LibfrankaConfig, start_method: str | None = None) -> None:
         if config is None:
             raise ValueError(
                 "the libfranka backend needs the robot's address: pass "
@@ -104,6 +105,7 @@ class FrankaLibfrankaCommunicator(Communicator):
             sensor_rate_hz=20.0,    # health check only: the 1 kHz loop has its own thread
             actuator_rate_hz=10.0,  # commands are read by the 1 kHz loop, not by the actuator thread
             actuator_timeout=None,  # the shaper's watchdog ramps to zero; a step would cause a reflex
+            start_method=start_method,
         )
         self.stats_buffer = SharedBuffer(shape=(STATS_DIM,), dtype=np.float64, buffer_len=4)
         self._control_loop: LibfrankaControlLoop | None = None

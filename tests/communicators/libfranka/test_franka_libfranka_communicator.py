@@ -47,6 +47,15 @@ def _drive(arm, commands):
         time.sleep(max(0.0, start + (k + 1) * ENV_PERIOD - time.monotonic()))
 
 
+@pytest.fixture(params=["fork", "spawn"], ids=["fork", "spawn"])
+def any_start_arm(franka_sim, request):
+    comm = FrankaLibfrankaCommunicator(LibfrankaConfig(robot_ip=franka_sim.host), start_method=request.param)
+    comm.start()
+    comm.wait_for_state(timeout=30.0)
+    yield comm
+    comm.close()
+
+
 @pytest.fixture
 def arm(franka_sim):
     comm = FrankaLibfrankaCommunicator(LibfrankaConfig(robot_ip=franka_sim.host))
@@ -56,7 +65,8 @@ def arm(franka_sim):
     comm.close()
 
 
-def test_state_arrives_at_about_1khz_in_the_shared_layout(arm):
+def test_state_arrives_at_about_1khz_in_the_shared_layout(any_start_arm):
+    arm = any_start_arm
     first = arm.sensor_buffer.num_writes
     time.sleep(1.0)
     rate = arm.sensor_buffer.num_writes - first
