@@ -22,6 +22,7 @@ stops sending.
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 import time
@@ -40,6 +41,13 @@ STATS_DIM = 3
 STATS_RTF, STATS_LATENESS_MS, STATS_STEPS = 0, 1, 2
 
 
+def check_start_method(method: str, owner: str) -> None:
+    """Raise ValueError unless `method` is a start method this platform has."""
+    methods = multiprocessing.get_all_start_methods()
+    if method not in methods:
+        raise ValueError(f"{owner}.start_method={method!r}; choose one of {methods}")
+
+
 @dataclass
 class FrankaSimConfig:
     """Settings of the simulated arm's process.
@@ -56,6 +64,9 @@ class FrankaSimConfig:
         fifo_priority: None keeps the default scheduler; 1..99 runs the physics thread under
             SCHED_FIFO at that priority (needs root or CAP_SYS_NICE). dependencies.md measured
             deadline-sleep p99 errors of 3-4 ms with the default scheduler and 40-80 us with FIFO.
+        start_method: how the child process starts: "forkserver" (default), "spawn" or "fork".
+            Not fork by default: a child forked from a process that holds a MuJoCo/EGL context
+            (any mujoco.Renderer, even closed) deadlocks before it runs a line.
     """
 
     physics: FrankaPhysicsConfig = field(default_factory=FrankaPhysicsConfig)
@@ -66,6 +77,7 @@ class FrankaSimConfig:
     stats_period: float = 0.1
     sensor_buffer_len: int = 16
     fifo_priority: int | None = None
+    start_method: str = "forkserver"
 
     def __post_init__(self) -> None:
         if not isinstance(self.physics, FrankaPhysicsConfig):
@@ -87,6 +99,7 @@ class FrankaSimConfig:
             raise ValueError(
                 f"FrankaSimConfig.fifo_priority={self.fifo_priority!r} must be None or an int in 1..99"
             )
+        check_start_method(self.start_method, "FrankaSimConfig")
         if not isinstance(self.sensor_buffer_len, int) or self.sensor_buffer_len < 1:
             raise ValueError(
                 f"FrankaSimConfig.sensor_buffer_len={self.sensor_buffer_len!r} must be a positive integer"
@@ -111,6 +124,7 @@ class FrankaSimCommunicator(Communicator):
             sensor_rate_hz=None,  # the physics loop paces itself against absolute deadlines
             actuator_rate_hz=self.config.publish_rate_hz,
             actuator_timeout=self.config.watchdog_timeout,
+            start_method=self.config.start_method,
         )
         self.stats_buffer = SharedBuffer(shape=(STATS_DIM,), dtype=np.float64, buffer_len=2)
 

@@ -29,6 +29,7 @@ from communicators.franka_state import Q, STATE_DIM
 from communicators.shared_buffer import SharedBuffer
 from communicators.sim import scene
 from communicators.sim.franka_physics import FrankaPhysics, FrankaPhysicsConfig
+from communicators.sim.franka_sim_communicator import check_start_method
 
 _HIDDEN_TARGET = np.array([-5.0, -5.0, -1.0])  # below the table, out of every camera's view
 
@@ -56,6 +57,9 @@ class SimCameraConfig:
         fps: frames per second rendered and published.
         buffer_len: frames kept in the sensor buffer (the env stacks a few).
         name: camera name used in error messages; None uses "sim:<camera>".
+        start_method: how the child process starts: "forkserver" (default), "spawn" or "fork".
+            Not fork by default: a child forked from a process that holds a MuJoCo/EGL context
+            (any mujoco.Renderer, even closed) deadlocks before it runs a line.
     """
 
     camera: SimCameraName | str = SimCameraName.WRIST
@@ -64,6 +68,7 @@ class SimCameraConfig:
     fps: float = 30.0
     buffer_len: int = 4
     name: str | None = None
+    start_method: str = "forkserver"
 
     def __post_init__(self) -> None:
         self.camera = SimCameraName(self.camera)
@@ -73,6 +78,7 @@ class SimCameraConfig:
                 raise ValueError(f"SimCameraConfig.{field_name}={value!r}: expected an int in 1..{upper}")
         if not (np.isfinite(self.fps) and 0 < self.fps <= 1000):
             raise ValueError(f"SimCameraConfig.fps={self.fps!r}: expected a number in (0, 1000] Hz")
+        check_start_method(self.start_method, "SimCameraConfig")
         if self.name is None:
             self.name = f"sim:{self.camera.value}"
 
@@ -118,6 +124,7 @@ class SimCameraCommunicator(Communicator):
             sensor_rate_hz=c.fps,
             actuator_rate_hz=None,
             actuator_timeout=None,
+            start_method=c.start_method,
         )
 
     # ----- hooks (run in the child process) -----

@@ -117,6 +117,28 @@ def test_scene_camera_renders_at_its_own_size():
         arm.close()
 
 
+def test_camera_and_arm_start_fine_after_this_process_rendered():
+    # A child forked after the parent made an EGL context deadlocks; the sim communicators
+    # start with forkserver by default to be immune.
+    import mujoco
+
+    physics = FrankaPhysics()
+    renderer = mujoco.Renderer(physics.model, 60, 80)
+    renderer.update_scene(physics.data, camera=scene.SCENE_CAMERA)
+    renderer.render()
+    arm = FrankaSimCommunicator()
+    camera = SimCameraCommunicator(SimCameraConfig(), arm.sensor_buffer, None)
+    try:
+        arm.start()
+        camera.start()
+        assert _frame_after(camera, 0.0).std() > 5
+        _wait_for(lambda: arm.sensor_buffer.num_writes > 0, what="the arm's first state")
+    finally:
+        camera.close()
+        arm.close()
+        renderer.close()
+
+
 def test_close_leaves_no_process_or_shared_memory_behind():
     pattern = f"/dev/shm/{SEGMENT_PREFIX}{os.getpid()}_*"
     before = set(glob.glob(pattern))
@@ -136,6 +158,8 @@ def test_bad_config_and_buffers_raise_clear_errors():
         SimCameraConfig(camera="top")
     with pytest.raises(ValueError, match=re.escape("SimCameraConfig.width=0")):
         SimCameraConfig(width=0)
+    with pytest.raises(ValueError, match=re.escape("SimCameraConfig.start_method='thread'; choose one of")):
+        SimCameraConfig(start_method="thread")
     wrong = SharedBuffer(shape=(7,), dtype=np.float64)
     try:
         with pytest.raises(ValueError, match=re.escape("slots of shape (21,)")):
