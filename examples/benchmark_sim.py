@@ -5,7 +5,9 @@ Measures, on this machine:
    communicator renders at `--camera-fps` and this process sends a new velocity command every
    40 ms, as the env would: real-time factor, batch lateness, state publication rate, and the
    frame rate the camera achieved.
-2. Render capacity in one process: frames per second of `mujoco.Renderer` for the wrist and scene
+2. Render capacity of a SimCameraCommunicator process asked for 1000 fps (beside the arm), per
+   camera.
+3. Render capacity in one process: frames per second of `mujoco.Renderer` for the wrist and scene
    cameras at `--width` x `--height`, including posing the scene as the camera communicator does.
 
 Prints the figures and writes them as JSON to `--out`.
@@ -142,6 +144,32 @@ def benchmark_render(frames: int, width: int, height: int) -> dict:
     return results
 
 
+def benchmark_camera_communicators(width: int, height: int, seconds: float = 3.0) -> dict:
+    """Frames per second each SimCameraCommunicator delivers when asked for 1000 fps."""
+    results = {}
+    arm = FrankaSimCommunicator()
+    try:
+        arm.start()
+        for cam in scene.CAMERAS:
+            camera = SimCameraCommunicator(
+                SimCameraConfig(camera=cam, width=width, height=height, fps=1000.0),
+                arm.sensor_buffer, None)
+            try:
+                camera.start()
+                while camera.sensor_buffer.num_writes < 5:  # started and warmed up
+                    camera.raise_if_failed()
+                    time.sleep(0.01)
+                first = camera.sensor_buffer.num_writes
+                time.sleep(seconds)
+                results[f"camera_communicator_max_fps_{cam}"] = (
+                    camera.sensor_buffer.num_writes - first) / seconds
+            finally:
+                camera.close()
+    finally:
+        arm.close()
+    return results
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run both benchmarks, print and save the figures; returns them."""
     args = parse_args(argv)
@@ -154,6 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
     # (the forked child hangs, dependencies.md).
     results.update(benchmark_realtime(args.seconds, args.camera_fps, args.width, args.height,
                                       args.fifo_priority))
+    results.update(benchmark_camera_communicators(args.width, args.height))
     results.update(benchmark_render(args.frames, args.width, args.height))
     for key, value in results.items():
         print(f"{key:40s} {value:.4g}" if isinstance(value, float) else f"{key:40s} {value}")
