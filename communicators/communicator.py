@@ -9,6 +9,7 @@ parent with the child's traceback, and an exit within a second of the parent's d
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import signal
@@ -26,6 +27,34 @@ from communicators.shared_buffer import SharedBuffer
 _ERROR_BYTES = 16384
 _SUPERVISE_PERIOD_S = 0.05
 _STATS_FIELDS = ("sensor_overruns", "actuator_overruns", "sensor_cycles", "actuator_cycles", "watchdog_trips")
+
+
+class _StopFlag:
+    """An Event-like stop flag in shared memory, set and read without any lock.
+
+    A ``multiprocessing.Event`` takes its lock in ``is_set()``, which the loops call every cycle;
+    a child killed (or ending in ``os._exit``) while one of its threads held that lock would make
+    the parent's ``set()`` in ``close()`` block forever.
+    """
+
+    def __init__(self) -> None:
+        self._value = multiprocessing.get_context("spawn").RawValue(ctypes.c_bool, False)
+
+    def set(self) -> None:
+        self._value.value = True
+
+    def is_set(self) -> bool:
+        return bool(self._value.value)
+
+    def wait(self, timeout: float) -> bool:
+        """Waits up to ``timeout`` seconds for the flag; returns whether it is set."""
+        end = time.monotonic() + timeout
+        while not self._value.value:
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, 0.005))
+        return True
 
 
 def _make_buffer(args: dict[str, Any]) -> SharedBuffer:
@@ -94,7 +123,7 @@ class Communicator(multiprocessing.Process):
         self.actuator_buffer = _make_buffer(actuator_args) if use_actuator else None
         self._error_buffer = SharedBuffer(shape=(_ERROR_BYTES,), dtype=np.uint8, buffer_len=1)
         self._stats_buffer = SharedBuffer(shape=(len(_STATS_FIELDS),), dtype=np.int64, buffer_len=1)
-        self._stop_event = multiprocessing.get_context("spawn").Event()  # pickles under every start method
+        self._stop_event = _StopFlag()  # pickles under every start method; never blocks the parent
         self._owner_pid = os.getpid()
         self._stopped = False
 
