@@ -32,9 +32,9 @@ _STATS_FIELDS = ("sensor_overruns", "actuator_overruns", "sensor_cycles", "actua
 class _StopFlag:
     """An Event-like stop flag in shared memory, set and read without any lock.
 
-    A ``multiprocessing.Event`` takes its lock in ``is_set()``, which the loops call every cycle;
-    a child killed (or ending in ``os._exit``) while one of its threads held that lock would make
-    the parent's ``set()`` in ``close()`` block forever.
+    A ``multiprocessing.Event``'s ``set()`` waits for every process sleeping in ``wait()`` to
+    acknowledge the wake-up, and takes a lock the loops hold in ``is_set()``: a child killed while
+    its supervisor sat in ``wait()`` made the parent's ``close()`` block forever.
     """
 
     def __init__(self) -> None:
@@ -204,6 +204,7 @@ class Communicator(multiprocessing.Process):
     # ===== Child side =====
 
     def run(self) -> None:
+        self._parent_pid = os.getppid()  # before the device opens: the parent may die meanwhile
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides how to stop on Ctrl-C
         signal.signal(signal.SIGTERM, lambda *_: self._stop_event.set())
         self._counters = dict.fromkeys(_STATS_FIELDS, 0)
@@ -233,9 +234,12 @@ class Communicator(multiprocessing.Process):
         self._shutdown_device()
 
     def _supervise(self) -> None:
-        parent = os.getppid()
+        # The parent died if this process was re-parented (fork, spawn), or if the pipe the parent
+        # holds open for it closed: under forkserver the parent is the forkserver, which lives on
+        # as long as its children do, so only the pipe tells.
+        parent = multiprocessing.parent_process()
         while not self._stop_event.wait(_SUPERVISE_PERIOD_S):
-            if os.getppid() != parent:  # re-parented: the parent died
+            if os.getppid() != self._parent_pid or (parent is not None and not parent.is_alive()):
                 self._stop_event.set()
         self._publish_stats()
 
