@@ -47,6 +47,7 @@ _MAX_READ_RETRIES = 100_000
 _STUCK_WRITER_S = 2.0
 _SPINS_BEFORE_SLEEP = 1000
 _segment_counter = itertools.count()
+_WRITER_LOCK_TIMEOUT_S = 2.0
 
 
 def _aligned(nbytes: int, alignment: int = 64) -> int:
@@ -182,7 +183,11 @@ class SharedBuffer:
             if data.size != self.array_len:
                 raise SharedBufferError(f"data of shape {data.shape} does not fit a slot of shape {self.shape}")
             data = data.reshape(self.shape)
-        with self._lock:
+        # A timeout, because a writer process killed inside write() never releases the lock.
+        if not self._lock.acquire(timeout=_WRITER_LOCK_TIMEOUT_S):
+            raise SharedBufferError(f"{self!r}: another writer held the write lock for {_WRITER_LOCK_TIMEOUT_S} s; "
+                                    "did a writer process die in the middle of a write?")
+        try:
             count = int(self._counter[0])
             slot = count % self.buffer_len
             self._seq[slot] += 1  # odd: readers of this slot retry
@@ -191,6 +196,8 @@ class SharedBuffer:
             self._index[slot] = count
             self._seq[slot] += 1
             self._counter[0] = count + 1
+        finally:
+            self._lock.release()
 
     # ----- reading -----
 
