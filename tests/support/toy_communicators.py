@@ -17,15 +17,17 @@ FRAME_SHAPE = (120, 160, 3)
 
 
 class CounterSensor(Communicator):
-    """Writes ``[count, open_pid, last command...]`` at ``rate_hz`` and echoes the newest command.
+    """Writes ``[count, open_pid, timeouts, last command...]`` at ``rate_hz``, echoing the newest command.
 
     ``open_pid`` is the pid of the process that ran ``_open_device``, so a test can see where the
-    device was opened. A stale command (watchdog) is echoed as zeros.
+    device was opened; ``timeouts`` counts ``_on_actuator_timeout`` calls, which zero the command.
     """
+
+    HEADER = 3  # count, open_pid, timeouts
 
     def __init__(self, rate_hz: float = 200.0, dim: int = 2, crash_after: int | None = None,
                  actuator_timeout: float | None = None, start_method: str | None = None) -> None:
-        super().__init__({"shape": (2 + dim,), "dtype": np.float64, "buffer_len": 8},
+        super().__init__({"shape": (self.HEADER + dim,), "dtype": np.float64, "buffer_len": 8},
                          {"shape": (dim,), "dtype": np.float64, "buffer_len": 2},
                          sensor_rate_hz=rate_hz, actuator_rate_hz=rate_hz,
                          actuator_timeout=actuator_timeout, start_method=start_method)
@@ -34,19 +36,21 @@ class CounterSensor(Communicator):
     def _open_device(self) -> None:
         self.count = 0
         self.open_pid = os.getpid()
+        self.timeouts = 0
         self.command = np.zeros(self.dim)
 
     def _sensor_handler(self) -> None:
         self.count += 1
         if self.crash_after is not None and self.count > self.crash_after:
             raise RuntimeError(f"toy device failure after {self.crash_after} readings")
-        self.sensor_buffer.write(np.concatenate([[self.count, self.open_pid], self.command]))
+        self.sensor_buffer.write(np.concatenate([[self.count, self.open_pid, self.timeouts], self.command]))
 
     def _actuator_handler(self) -> None:
         data, _, _ = self.actuator_buffer.read_update()
         self.command = data[0].copy()
 
     def _on_actuator_timeout(self) -> None:
+        self.timeouts += 1
         self.command = np.zeros(self.dim)  # stale commands mean zero velocity
 
 
