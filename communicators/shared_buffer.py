@@ -191,7 +191,7 @@ class SharedBuffer:
             count = int(self._counter[0])
             slot = count % self.buffer_len
             self._seq[slot] += 1  # odd: readers of this slot retry
-            self._data[slot] = data
+            self._data[slot, ...] = data
             self._timestamp[slot] = timestamp
             self._index[slot] = count
             self._seq[slot] += 1
@@ -211,7 +211,7 @@ class SharedBuffer:
         for attempt in itertools.count():
             before = self._seq[slot]
             if not before & 1:
-                np.copyto(out, self._data[slot])
+                np.copyto(out, self._data[slot, ...])
                 timestamp, index = float(self._timestamp[slot]), int(self._index[slot])
                 if self._seq[slot] == before:
                     return timestamp, index
@@ -248,7 +248,7 @@ class SharedBuffer:
                 wanted = newest - (window_len - 1 - i)
                 if wanted < 0:
                     continue
-                timestamps[i], indices[i] = self._read_slot(wanted % self.buffer_len, data[i])
+                timestamps[i], indices[i] = self._read_slot(wanted % self.buffer_len, data[i, ...])
                 # A newer write overtook this slot while we read the window: start again.
                 consistent &= indices[i] == wanted or (window_len == 1 and indices[i] > wanted)
             if consistent:
