@@ -54,7 +54,8 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def _cmdline(pid: int) -> str:
+def cmdline(pid: int) -> str:
+    """The command line of ``pid``, or "" if it is gone."""
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
@@ -73,7 +74,7 @@ def child_pids(parent: int | None = None) -> set[int]:
         except OSError:
             continue
         if int(fields[1]) == parent and fields[0] not in ("Z", "X"):
-            if not any(helper in _cmdline(int(entry.name)) for helper in _MP_HELPERS):
+            if not any(helper in cmdline(int(entry.name)) for helper in _MP_HELPERS):
                 found.add(int(entry.name))
     return found
 
