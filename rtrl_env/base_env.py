@@ -334,7 +334,9 @@ class RTRLBaseEnv(gym.Env):
                 polled = self._last_sensation, min(float(w[1][-1]) for w in self._windows.values())
             value, obs_time = polled
         if isinstance(value, dict):
-            return value, float(value.get("reward", 0.0)), bool(value.get("done", False)), obs_time
+            # reward and done ride along in the sensation but are not observations.
+            obs = {k: v for k, v in value.items() if k not in ("reward", "done")}
+            return obs, float(value.get("reward", 0.0)), bool(value.get("done", False)), obs_time
         flat = np.asarray(value)
         return flat[:-2], float(flat[-2]), bool(flat[-1]), obs_time
 
