@@ -88,6 +88,17 @@ def test_dict_observation_keeps_uint8_images_in_multiprocess_mode(method, envs):
     assert wait_until(lambda: np.allclose(env.step(ACTION)[0]["state"][CounterSensor.HEADER:], ACTION), 5.0)
 
 
+@pytest.mark.parametrize("run_mode", ["singlethread", "multiprocess"])
+def test_reward_and_done_of_a_dict_sensation_are_not_part_of_the_observation(run_mode, envs):
+    env = envs(DictToyEnv, run_mode=run_mode, with_reward=True)
+    obs, _ = env.reset()
+    assert set(obs) == {"image", "state"}
+    for _ in range(3):
+        obs, reward, terminated, _, _ = env.step(ACTION)
+        assert env.observation_space.contains(obs), sorted(obs)
+        assert reward == obs["state"][0] and terminated is False
+
+
 def test_timing_report_after_a_short_run(envs):
     dt, steps = 0.02, 30
     env = envs(run_mode="multiprocess", dt=dt)

@@ -47,9 +47,13 @@ class DictToyEnv(RTRLBaseEnv):
     """All-at-once style: a frame sensor and a CounterSensor, a Dict observation.
 
     Observation: ``image`` (120, 160, 3) uint8 and ``state`` (5,) float64 (the CounterSensor slot).
+    With ``with_reward`` the sensation also carries ``reward`` (the count) and ``done`` (False),
+    which are not observations.
     """
 
-    def __init__(self, run_mode: str = "multiprocess", dt: float = 0.02, start_method: str | None = None) -> None:
+    def __init__(self, run_mode: str = "multiprocess", dt: float = 0.02, start_method: str | None = None,
+                 with_reward: bool = False) -> None:
+        self.with_reward = with_reward
         self.observation_space = spaces.Dict({
             "image": spaces.Box(0, 255, FRAME_SHAPE, np.uint8),
             "state": spaces.Box(-np.inf, np.inf, (CounterSensor.HEADER + ACTION_DIM,), np.float64),
@@ -61,7 +65,11 @@ class DictToyEnv(RTRLBaseEnv):
         super().__init__(setups, ACTION_DIM, None, run_mode=run_mode, dt=dt, start_method=start_method)
 
     def _compute_sensation_(self, name_to_sensor_window):
-        return {"image": name_to_sensor_window["camera"][0][-1], "state": name_to_sensor_window["arm"][0][-1]}
+        state = name_to_sensor_window["arm"][0][-1]
+        sensation = {"image": name_to_sensor_window["camera"][0][-1], "state": state}
+        if self.with_reward:
+            sensation.update(reward=float(state[0]), done=False)
+        return sensation
 
     def _compute_actuation_(self, action, timestamp, index):
         self._actuation_packet_["arm"][:] = action
