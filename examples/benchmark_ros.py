@@ -9,6 +9,10 @@ FrankaROSCommunicator, then measures:
   state whose joint-7 velocity has crossed half the step (timestamp of that state; includes the
   actuator loop period, ROS transport both ways, the bridge tick and the velocity servo's rise).
 
+- the action cycle of FrankaVisualReacher2-v0 on backend="ros" (with the sim wrist camera and
+  target), stepped with random actions: |period - dt| percentiles, overruns, drift and observation
+  age from `RTRLBaseEnv.timing_report()` (the core issue's action-cycle table, for this backend).
+
 Prints a table and writes JSON. Run: `python examples/benchmark_ros.py --seconds 5 --trials 20`.
 Needs scripts/install_ros.sh.
 """
@@ -103,6 +107,37 @@ def measure_command_latency(comm, trials: int, step: float = 0.3) -> dict:
             "env_sees_it_ms": _percentiles(seen_ms), "missed": trials - len(latencies)}
 
 
+def measure_env_cycle(master_uri: str, steps: int, dt: float) -> dict:
+    """Step FrankaVisualReacher2-v0 on the ROS backend with random actions; its timing report."""
+    import gymnasium
+
+    import rtrl_env  # noqa: F401 - registers the ids
+    from communicators.ros.franka_ros_communicator import FrankaROSConfig
+    from communicators.sim.sim_camera_communicator import SimCameraCommunicator, SimCameraConfig
+    from communicators.sim.sim_target_communicator import SimTargetCommunicator
+    from communicators.target.target_motion import TargetConfig
+
+    camera_config = SimCameraConfig(width=160, height=120, fps=30)
+    env = gymnasium.make(
+        "FrankaVisualReacher2-v0", backend="ros", dt=dt, episode_length_s=steps * dt,
+        robot_config=FrankaROSConfig(master_uri=master_uri, ros_ip="127.0.0.1", transport="rospy"),
+        camera=lambda built: SimCameraCommunicator(
+            camera_config, built["robot"].sensor_buffer, built["target"].sensor_buffer),
+        target_communicator=lambda built: SimTargetCommunicator(TargetConfig(seed=0)),
+    )
+    try:
+        rng = np.random.default_rng(0)
+        env.reset(seed=0)
+        for _ in range(steps):
+            _, _, terminated, truncated, _ = env.step(
+                rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
+            if terminated or truncated:
+                break
+        return env.unwrapped.timing_report().as_dict()
+    finally:
+        env.close()
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=5.0, help="state measurement duration, s")
@@ -110,6 +145,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--rate-hz", type=float, default=1000.0, help="bridge publish rate, Hz")
     p.add_argument("--actuator-rate-hz", type=float, default=100.0,
                    help="communicator command publish rate, Hz")
+    p.add_argument("--env-steps", type=int, default=250,
+                   help="env steps for the action-cycle table (0 skips it)")
+    p.add_argument("--dt", type=float, default=0.04, help="env action cycle, s")
     p.add_argument("--out", default="benchmark_ros.json", help="JSON output path")
     args = p.parse_args(argv)
 
@@ -132,6 +170,8 @@ def main(argv: list[str] | None = None) -> dict:
             time.sleep(0.5)
             state = measure_state(comm, args.seconds)
             command = measure_command_latency(comm, args.trials)
+            comm.close()
+            cycle = measure_env_cycle(master.uri, args.env_steps, args.dt) if args.env_steps else None
         finally:
             comm.close()
             bridge.terminate()
@@ -140,7 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     result = {"backend": "ros", "bridge_rate_hz": args.rate_hz,
               "actuator_rate_hz": args.actuator_rate_hz, "machine": platform.machine(),
-              "cpus": os.cpu_count(), "state": state, "command": command}
+              "cpus": os.cpu_count(), "state": state, "command": command, "env_cycle": cycle}
     s, c = state, command["state_shows_command_ms"]
     print(f"ROS backend vs bridge node at {args.rate_hz:.0f} Hz "
           f"(actuator loop {args.actuator_rate_hz:.0f} Hz, {os.cpu_count()} CPUs)")
@@ -152,6 +192,12 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"  command latency        mean {c['mean']:6.2f} ms  p50 {c['p50']:6.2f} ms  "
           f"p95 {c['p95']:6.2f} ms  max {c['max']:6.2f} ms  ({c['n']} trials, "
           f"{command['missed']} missed)")
+    if cycle is not None:
+        print(f"  env cycle (dt {cycle['dt_ms']:.0f} ms, {cycle['steps']} steps)  |period-dt| "
+              f"p50 {cycle['error_p50_ms']:.2f}  p99 {cycle['error_p99_ms']:.2f}  max "
+              f"{cycle['error_max_ms']:.2f} ms   overruns {cycle['overruns']}   drift "
+              f"{cycle['drift_ms']:.2f} ms   obs age p50 {cycle['obs_age_p50_ms']:.1f}  p99 "
+              f"{cycle['obs_age_p99_ms']:.1f} ms")
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
     print(f"  wrote {args.out}")
