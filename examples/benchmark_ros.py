@@ -155,6 +155,8 @@ def main(argv: list[str] | None = None) -> dict:
     from communicators.ros.ros_master import LocalRosMaster
 
     with LocalRosMaster() as master:
+        # Logs of this run's nodes go to the master's temporary ROS_HOME, removed at the end.
+        os.environ["ROS_HOME"], os.environ["ROS_LOG_DIR"] = master.ros_home, f"{master.ros_home}/log"
         bridge = _start_bridge(master, args.rate_hz)
         comm = FrankaROSCommunicator(FrankaROSConfig(
             master_uri=master.uri, ros_ip="127.0.0.1", transport="rospy",

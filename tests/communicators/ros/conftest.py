@@ -19,6 +19,11 @@ def ros_master() -> Iterator["LocalRosMaster"]:  # noqa: F821
     from communicators.ros.ros_master import LocalRosMaster
 
     with LocalRosMaster() as master:
-        yield master
+        # rospy nodes started by the test (communicator children, helpers) log under the
+        # master's temporary ROS_HOME, which is removed with it, instead of ~/.ros.
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("ROS_HOME", master.ros_home)
+            mp.setenv("ROS_LOG_DIR", f"{master.ros_home}/log")
+            yield master
 
 
