@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import multiprocessing
 import pickle
 import re
@@ -9,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from communicators import SharedBuffer, SharedBufferError
+from communicators import SharedBuffer, SharedBufferError, shared_buffer
 from tests.support import buffer_workers
 from tests.support.processes import Script, own_segments, segments_of, wait_until
 from tests.support.toy_communicators import FRAME_SHAPE
@@ -166,6 +167,10 @@ def test_never_written_slots_are_distinguishable_from_data(buffers):
     buf.write([0.0, 0.0, 0.0], timestamp=5.0)
     _, ts, idx = buf.read(3)
     assert idx.tolist() == [-1, -1, 0] and np.isnan(ts[:2]).all() and ts[2] == 5.0
+
+
+def test_docstring_example_runs():
+    assert doctest.testmod(shared_buffer).failed == 0
 
 
 def test_flat_data_of_the_right_size_is_reshaped_into_the_slot(buffers):

@@ -223,7 +223,7 @@ time.sleep(60)
 """
 
 
-@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 def test_every_child_exits_when_the_main_process_is_killed(method):
     with Script(MAIN_SCRIPT.format(method=method)) as main:
         pids = json.loads(main.read_line())
