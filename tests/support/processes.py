@@ -63,19 +63,27 @@ def cmdline(pid: int) -> str:
 
 
 def child_pids(parent: int | None = None) -> set[int]:
-    """Live child processes of ``parent`` (this process if None), minus multiprocessing's helpers."""
+    """Live child processes of ``parent`` (this process if None).
+
+    multiprocessing's helpers (resource tracker, forkserver) are left out, but the children of
+    the forkserver count: processes started with forkserver are its children, not ours.
+    """
     parent = os.getpid() if parent is None else parent
-    found = set()
+    parent_of = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == parent and fields[0] not in ("Z", "X"):
-            if not any(helper in cmdline(int(entry.name)) for helper in _MP_HELPERS):
-                found.add(int(entry.name))
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] not in ("Z", "X"):
+                parent_of[int(entry.name)] = int(fields[1])
+    found = set()
+    for pid in [p for p, pp in parent_of.items() if pp == parent]:
+        if any(helper in cmdline(pid) for helper in _MP_HELPERS):
+            found |= {p for p, pp in parent_of.items() if pp == pid}
+        else:
+            found.add(pid)
     return found
 
 
