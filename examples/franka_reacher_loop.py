@@ -122,8 +122,12 @@ def train(args: argparse.Namespace, run_dir: str, env, agent, replay, learner, l
                 logger.log(key, value, state.step)
         if terminated or truncated:
             state.episode += 1
+            if bar is not None:
+                bar.clear()  # the console line goes on a clean line; the bar redraws below it
             _log_episode(logger, state, learner, agent, ep_return, now - ep_start, ep_periods,
                          time.monotonic() - t_start, args.dt * 1e3)
+            if bar is not None:
+                bar.refresh()
             if args.save_model and state.step - state.last_save_step >= args.save_model_freq:
                 state.wall_time_s = time.monotonic() - t_start
                 save(run_dir, agent, replay, learner, state)
