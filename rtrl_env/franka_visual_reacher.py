@@ -125,7 +125,7 @@ class FrankaVisualReacher(RTRLBaseEnv):
         self._frames = FrameStack(cfg.frame_stack, cfg.image_height, cfg.image_width)
         self._homing = HomingController(cfg.homing)
         self._home = np.array(cfg.home_pose)
-        self._comms = self._build_communicators()
+        self._comms = self._make_communicators()
         # Ground truth needs the target's true position: only a simulated target knows it.
         self._geometry = (WristCameraGeometry.from_sim_scene()
                           if isinstance(self._comms["target"], SimTargetCommunicator) else None)
@@ -144,11 +144,23 @@ class FrankaVisualReacher(RTRLBaseEnv):
         self._episode_step = 0
         self._episode = 0
         self._last_frame: np.ndarray | None = None
-        super().__init__(**self._base_env_args())
+        self._fresh_frame_time = -np.inf
+        try:
+            super().__init__(**self._base_env_args())
+        except BaseException:
+            for comm in self._comms.values():
+                comm.close()
+            raise
+        # Actions drive the arm only. RTRLBaseEnv sends a packet every cycle to each actuator the
+        # hook did not write, and any write to the target's actuator starts a new target episode;
+        # the target gets its one request per episode from _reset_.
+        for name in [n for n in self._actuator_comms if n != "robot"]:
+            del self._actuator_comms[name]
+            self._actuation_packet_.pop(name, None)
 
     # ----- construction -------------------------------------------------------------------
 
-    def _build_communicators(self) -> dict:
+    def _make_communicators(self) -> dict:
         """Robot, target, camera, then extra sensors, each factory seeing those built before."""
         cfg = self.config
         built: dict = {}
@@ -190,6 +202,7 @@ class FrankaVisualReacher(RTRLBaseEnv):
             EnvError: the arm could not get home, or the target or camera did not update.
         """
         sensation, base_info = super().reset(seed=seed, options=options)
+        sensation = self._sensation_after(sensation, self._fresh_frame_time)
         self._episode_step = 0
         self._previous_action = np.zeros(self._scaler.dim, np.float32)
         self._episode += 1
@@ -254,9 +267,6 @@ class FrankaVisualReacher(RTRLBaseEnv):
                          wait=lambda: time.sleep(self.config.homing.period_s))
         self._request_new_target()
 
-    def _check_done(self, env_done: bool) -> bool:
-        return env_done or self._episode_step >= self.config.episode_steps
-
     # ----- helpers --------------------------------------------------------------------------
 
     def _observation(self, sensation: dict, image: np.ndarray) -> dict[str, np.ndarray]:
@@ -299,13 +309,29 @@ class FrankaVisualReacher(RTRLBaseEnv):
         # 30 ms: the target's actuator and sensor threads (100 Hz) have both ticked since.
         moved = self._wait_for(target, after=requested + 0.03, timeout=timeout,
                                what="target position")
-        self._wait_for(camera, after=moved, timeout=timeout, what="frame showing the new target")
+        self._fresh_frame_time = self._wait_for(camera, after=moved, timeout=timeout,
+                                                what="frame showing the new target")
+
+    def _sensation_after(self, sensation: dict, frame_time: float) -> dict:
+        """The first sensation whose frame is at least as new as `frame_time` (monotonic s).
+
+        In multiprocess mode the polling loop may not yet have turned the frame that shows the
+        new target into a sensation when reset reads one; wait for it (a millisecond or so).
+        """
+        deadline = time.monotonic() + self.config.new_target_timeout_s
+        while sensation["frame_time"] < frame_time:
+            if time.monotonic() > deadline:
+                raise EnvError(f"{self.config.env_id}: no observation with the new target's frame "
+                               f"within {self.config.new_target_timeout_s} s of reset")
+            time.sleep(0.001)
+            sensation = self._sense()[0]
+        return sensation
 
     def _wait_for(self, comm: Any, after: float, timeout: float, what: str) -> float:
         """Wait until comm's sensor buffer has a slot stamped later than `after`; its stamp."""
         buffer, deadline = comm.sensor_buffer, time.monotonic() + timeout
         while True:
-            comm.raise_if_failed()
+            self._raise_if_failed()  # RTRLBaseEnv's: closes everything and raises EnvError
             if buffer.num_writes > 0:
                 stamp = float(buffer.latest()[1])
                 if stamp > after:
