@@ -11,7 +11,9 @@ address and a FrankaLibfrankaCommunicator connected to it, then measures:
   state whose joint-7 velocity has crossed half the step (state timestamp). This includes the
   jerk-limited ramp of the VelocityShaper (about 30 ms for 0.3 rad/s with the default limits),
   the robot's velocity controller and the state's way back;
-- loop health: control cycles, missed cycles and reflexes over the run.
+- loop health: control cycles, missed cycles and reflexes over the run;
+- with --env-episodes N: the action-cycle table (|period - dt|, overruns, drift, observation age)
+  of FrankaVisualReacher on backend="libfranka" with the sim camera and target, random actions.
 
 Prints a table and writes JSON. Run:
     python examples/benchmark_libfranka.py --seconds 5 --trials 20 --out results/benchmark_libfranka.json
@@ -111,11 +113,47 @@ def measure_command_to_motion(comm: FrankaLibfrankaCommunicator, trials: int, st
     return {"command_to_motion_ms": _summary_ms(latencies), "missed": missed, "step_rad_s": step}
 
 
+def measure_env_cycle(host: str, episodes: int, episode_length_s: float = 4.0) -> dict:
+    """RTRLBaseEnv's action-cycle report for the visual reacher on this backend (random actions)."""
+    import gymnasium
+
+    import rtrl_env  # noqa: F401 - registers the ids
+    from communicators.sim.sim_camera_communicator import SimCameraCommunicator, SimCameraConfig
+    from communicators.sim.sim_target_communicator import SimTargetCommunicator
+    from communicators.target.target_motion import TargetConfig
+
+    camera_config = SimCameraConfig(width=160, height=120, fps=30)
+    env = gymnasium.make(
+        "FrankaVisualReacher-v0", backend="libfranka", robot_config=LibfrankaConfig(robot_ip=host),
+        camera=lambda built: SimCameraCommunicator(
+            camera_config, built["robot"].sensor_buffer, built["target"].sensor_buffer),
+        target_communicator=lambda built: SimTargetCommunicator(TargetConfig(seed=0)),
+        episode_length_s=episode_length_s,
+    )
+    try:
+        rng = np.random.default_rng(0)
+        reports = []
+        for episode in range(episodes):
+            env.reset(seed=episode)  # homing is not part of the cycle figures
+            done = False
+            while not done:
+                _, _, terminated, truncated, _ = env.step(rng.uniform(-1, 1, env.action_space.shape))
+                done = terminated or truncated
+            reports.append(env.unwrapped.timing_report().as_dict())
+        stats = env.unwrapped._sensor_comms["robot"].stats()
+    finally:
+        env.close()
+    return {"episodes": reports, "robot_reflexes": stats.reflexes,
+            "robot_motion_limit_reflexes": stats.motion_limit_reflexes}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="state measurement duration, s")
     parser.add_argument("--trials", type=int, default=20, help="command-to-motion trials")
     parser.add_argument("--pickups", type=int, default=100, help="commands for the pickup latency")
+    parser.add_argument("--env-episodes", type=int, default=0,
+                        help="also run this many 4 s visual-reacher episodes for the action-cycle table")
     parser.add_argument("--realtime-priority", type=int, default=None,
                         help="SCHED_FIFO priority of the 1 kHz loop thread (needs root); default: none")
     parser.add_argument("--out", default="results/benchmark_libfranka.json", help="JSON output path")
@@ -137,6 +175,8 @@ def main(argv: list[str] | None = None) -> dict:
                                "motion_limit_reflexes": stats.motion_limit_reflexes}
         finally:
             comm.close()
+        if args.env_episodes:
+            results["env_cycle"] = measure_env_cycle(sim.host, args.env_episodes)
     results["machine"] = {"python": platform.python_version(), "cpus": __import__("os").cpu_count(),
                           "server": "franka-sim 1.1.7 (MuJoCo), loopback", "host": host,
                           "realtime_priority": args.realtime_priority,
@@ -155,6 +195,15 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"loop: {loop['cycles']} cycles, {loop['missed_cycles']} missed, {loop['reflexes']} reflexes "
           f"({loop['comm_reflexes']} comm, {loop['motion_limit_reflexes']} motion limits); "
           f"{c['missed']} of {args.trials} latency trials missed")
+    for k, report in enumerate(results.get("env_cycle", {}).get("episodes", [])):
+        print(f"env episode {k}: {report['steps']} steps of {report['dt_ms']:.0f} ms, |period - dt| "
+              f"p50 {report['error_p50_ms']:.2f} p99 {report['error_p99_ms']:.2f} max "
+              f"{report['error_max_ms']:.2f} ms, {report['overruns']} overruns, drift "
+              f"{report['drift_ms']:.2f} ms, obs age p50 {report['obs_age_p50_ms']:.2f} p99 "
+              f"{report['obs_age_p99_ms']:.2f} ms")
+    if "env_cycle" in results:
+        print(f"env: robot reflexes {results['env_cycle']['robot_reflexes']} "
+              f"(motion limits {results['env_cycle']['robot_motion_limit_reflexes']})")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

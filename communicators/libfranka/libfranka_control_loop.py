@@ -180,7 +180,10 @@ class LibfrankaControlLoop:
             state, period = self._control.readOnce()
             read_time = time.monotonic()
             seconds = period.to_sec()
-            dq = self._shaper.step(self._safe_target, dt=seconds if seconds > 0 else None)
+            # Limit against what the robot applied (dq_d, ddq_d), one 1 ms step, as libfranka's
+            # own rate limiter does: robust to late and extrapolated cycles.
+            self._shaper.sync(state.dq_d, state.ddq_d)
+            dq = self._shaper.step(self._safe_target)
             self._control.writeOnce(self._franka.JointVelocities(dq.tolist()))
         except self._franka.ControlException as exc:
             self._on_reflex(exc)
@@ -196,9 +199,10 @@ class LibfrankaControlLoop:
             deadline = time.monotonic() + self.config.stop_timeout
             try:
                 while time.monotonic() < deadline:
-                    state, period = self._control.readOnce()
+                    state, _ = self._control.readOnce()
                     self._publish(state, time.monotonic())
-                    dq = self._shaper.step(np.zeros(7), dt=max(period.to_sec(), 0.001))
+                    self._shaper.sync(state.dq_d, state.ddq_d)
+                    dq = self._shaper.step(np.zeros(7))
                     if not np.any(dq) and np.max(np.abs(state.dq)) < 1e-3:
                         break
                     self._control.writeOnce(self._franka.JointVelocities(dq))
@@ -259,6 +263,7 @@ class LibfrankaControlLoop:
         elif "motion_generator" in message or "limits_violation" in message or "velocity_violation" in message:
             self._stats[STATS_MOTION_LIMIT_REFLEXES] += 1
         self._control = None  # the aborted motion must be released before recovery
+        self._stats_buffer.write(self._stats, timestamp=time.monotonic())  # the parent sees it now
         self._recover(reason=message)
 
     def _recover(self, reason: str) -> None:
