@@ -155,17 +155,26 @@ class Communicator(multiprocessing.Process):
 
         The message names the communicator and carries the child's traceback text.
         """
-        if self._error_buffer.num_writes:
-            raw, _, _ = self._error_buffer.read()
-            text = bytes(raw[0]).rstrip(b"\0").decode("utf-8", "replace")
+        text = self._child_traceback()
+        if text:
             raise CommunicatorError(f"communicator {self.name!r} failed in its process:\n{text}")
         if self._popen is not None and not self._stopped and not self.is_alive():
             code = self.exitcode
             how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
             raise CommunicatorError(f"communicator {self.name!r} {how} without reporting an error")
 
+    def _child_traceback(self) -> str:
+        if self._error_buffer.closed:  # after close(): what was read then
+            return self._final_traceback
+        if not self._error_buffer.num_writes:
+            return ""
+        raw, _, _ = self._error_buffer.read()
+        return bytes(raw[0]).rstrip(b"\0").decode("utf-8", "replace")
+
     def overruns(self) -> dict[str, int]:
         """Overrun counts of the sensor and actuator loops, and other loop counters."""
+        if self._stats_buffer.closed:  # after close(): the last published counts
+            return dict(self._final_stats)
         if self._stats_buffer.num_writes == 0:
             return dict.fromkeys(_STATS_FIELDS, 0)
         values, _, _ = self._stats_buffer.read()
@@ -185,6 +194,7 @@ class Communicator(multiprocessing.Process):
             if self.is_alive():
                 self.kill()
                 self.join(1.0)
+        self._final_traceback, self._final_stats = self._child_traceback(), self.overruns()
         for buf in (self.sensor_buffer, self.actuator_buffer, self._error_buffer, self._stats_buffer):
             if buf is not None:
                 buf.close()

@@ -118,6 +118,7 @@ class RTRLBaseEnv(gym.Env):
         self._last_wake = math.nan
         self._sensation_dtype: np.dtype | None = None
         self._owner_pid = os.getpid()
+        self._failure: EnvError | None = None
 
     # ===== Hooks to implement =====
 
@@ -150,13 +151,24 @@ class RTRLBaseEnv(gym.Env):
             comm = factory(**setup.get("kwargs", {}))
             if not isinstance(comm, Communicator):
                 raise TypeError(f"communicator {name!r}: the factory returned {type(comm).__name__}, not a Communicator")
+            if comm.pid is None:
+                comm.name = f"{name} ({type(comm).__name__})"  # two cameras of one class stay apart
             self._all_comms[name] = comm
             if comm.use_actuator:
                 self._actuator_comms[name] = comm
                 self._actuation_packet_[name] = np.zeros(comm.actuator_buffer.shape, comm.actuator_buffer.dtype)
             if comm.use_sensor:
+                window = int(setup.get("num_sensor_packets", 1))
+                if not 1 <= window <= comm.sensor_buffer.buffer_len:
+                    self._close_built()
+                    raise ValueError(f"communicator {name!r}: num_sensor_packets={window} must be between 1 and its "
+                                     f"sensor buffer_len={comm.sensor_buffer.buffer_len}")
                 self._sensor_comms[name] = comm
-                self._num_sensor_packets[name] = int(setup.get("num_sensor_packets", 1))
+                self._num_sensor_packets[name] = window
+
+    def _close_built(self) -> None:
+        for comm in self._all_comms.values():
+            comm.close()
 
     # ===== Life cycle =====
 
@@ -226,6 +238,7 @@ class RTRLBaseEnv(gym.Env):
         # Only the polling loop's child needs the env, and it must not carry its own handle.
         state = self.__dict__.copy()
         state["_polling_loop"] = None
+        state["_telemetry"] = None  # the polling loop records no steps; don't ship the big array
         return state
 
     # ===== Gymnasium API =====
@@ -237,6 +250,7 @@ class RTRLBaseEnv(gym.Env):
             EnvError: a communicator or the polling loop died.
         """
         super().reset(seed=seed)
+        self._raise_if_failed()
         if not self._running:
             self.start()
         self._raise_if_failed()
@@ -257,6 +271,7 @@ class RTRLBaseEnv(gym.Env):
             EnvError: a communicator or the polling loop died.
         """
         action = self._check_action(action)
+        self._raise_if_failed()
         if not self._running:
             raise EnvError(f"{type(self).__name__}.step() before reset(): call reset() first")
         self._raise_if_failed()
@@ -341,6 +356,8 @@ class RTRLBaseEnv(gym.Env):
         return flat[:-2], float(flat[-2]), bool(flat[-1]), obs_time
 
     def _raise_if_failed(self) -> None:
+        if self._failure is not None:  # a dead env stays dead: say why on every call
+            raise EnvError(str(self._failure)) from self._failure.__cause__
         procs = list(self._all_comms.values())
         if self._polling_loop is not None:
             procs.append(self._polling_loop)
@@ -349,5 +366,6 @@ class RTRLBaseEnv(gym.Env):
                 proc.raise_if_failed()
             except CommunicatorError as err:
                 self.close()
-                raise EnvError(f"{type(self).__name__} stopped: {proc.name!r} died; all its processes were closed. "
-                               f"Cause: {err}") from err
+                self._failure = EnvError(f"{type(self).__name__} stopped: {proc.name!r} died; all its processes "
+                                         f"were closed. Make a new env to go on. Cause: {err}")
+                raise self._failure from err

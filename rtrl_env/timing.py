@@ -75,6 +75,8 @@ class CycleTelemetry:
     def records(self) -> dict[str, np.ndarray]:
         """Every kept step, one array per field (seconds)."""
         rows = self._data[: self.steps]
+        if self._count > len(self._data):  # wrapped: oldest first
+            rows = np.roll(rows, -(self._count % len(self._data)), axis=0)
         return {name: rows[:, i].copy() for i, name in enumerate(_FIELDS)}
 
     def report(self) -> TimingReport:

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -190,7 +191,7 @@ def test_a_crashing_communicator_stops_the_env_with_its_traceback(run_mode, meth
         env.step(ACTION)
     message = str(caught.value)
     assert isinstance(caught.value.__cause__, CommunicatorError)
-    for text in ("'CrashOnDemand'", CrashOnDemand.MESSAGE, "in _sensor_handler", "Traceback"):
+    for text in ("'toy (CrashOnDemand)'", CrashOnDemand.MESSAGE, "in _sensor_handler", "Traceback"):
         assert text in message, f"{text!r} missing from:\n{message}"
     assert wait_until(lambda: all_gone(pids), 2.0), "children outlived the crash by 2 s"
     assert own_segments() == segments, "the crash left segments"
@@ -249,3 +250,27 @@ def test_context_manager_starts_and_closes_everything():
     assert wait_until(lambda: all_gone(pids), 2.0)
     assert [p.exitcode for p in env._all_comms.values()] == [0] and env._polling_loop.exitcode == 0
     assert own_segments() == segments
+
+
+def test_after_a_crash_every_call_repeats_the_cause_instead_of_an_unrelated_error():
+    env = FlatToyEnv(run_mode="singlethread", comm_class=CrashOnDemand)
+    try:
+        env.reset()
+        env._all_comms["toy"].crash()
+        deadline = time.monotonic() + 10
+        with pytest.raises(EnvError):
+            while time.monotonic() < deadline:
+                env.step(np.zeros(env.action_space.shape))
+        for call in (lambda: env.step(np.zeros(env.action_space.shape)), env.reset):
+            with pytest.raises(EnvError, match=re.escape("'toy (CrashOnDemand)' died")):
+                call()
+    finally:
+        env.close()
+
+
+def test_a_window_longer_than_the_sensor_buffer_fails_before_any_process_starts():
+    before = set(child_pids())
+    setups = {"toy": {"Communicator": CounterSensor, "kwargs": {}, "num_sensor_packets": 99}}
+    with pytest.raises(ValueError, match="num_sensor_packets=99 must be between 1 and its sensor buffer_len"):
+        RTRLBaseEnv(setups, ACTION_DIM, 4, run_mode="singlethread", dt=0.02)
+    assert set(child_pids()) == before
