@@ -87,7 +87,7 @@ def test_every_robot_cycle_publishes_a_state_in_the_shared_layout(any_start_arm)
     # franka-sim's FR3 starts at (0, 0, 0, -pi/2, 0, pi/2, pi/4).
     np.testing.assert_allclose(state[Q], [0, 0, 0, -1.57, 0, 1.57, 0.785], atol=0.05)
     assert np.linalg.norm(state[EE_QUAT]) == pytest.approx(1.0)
-    assert arm.stats().cycles > 500
+    assert arm.stats().cycles > 100
 
 
 def test_commands_move_the_arm_in_the_commanded_direction(arm):
@@ -151,10 +151,11 @@ def test_the_same_steps_through_the_communicator_raise_no_reflex(arm):
 
 
 def test_a_reflex_is_recovered_automatically_and_counted(arm):
-    # Freeze the control process for 100 ms: the robot misses 100 commands in a row and aborts with
+    # Freeze the control process for 300 ms: the robot misses hundreds of commands in a row (still
+    # over 20 when a loaded machine slows franka-sim down) and aborts with
     # communication_constraints_violation, as a real FR3 does when its controller stalls.
     os.kill(arm.pid, signal.SIGSTOP)
-    time.sleep(0.1)
+    time.sleep(0.3)
     os.kill(arm.pid, signal.SIGCONT)
     _wait_for(lambda: arm.reflex_count() >= 1, timeout=10.0, what="the reflex to be counted")
     stats = arm.stats()
