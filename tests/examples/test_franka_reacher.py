@@ -140,7 +140,9 @@ def test_ctrl_c_saves_a_loadable_checkpoint_and_resume_continues_the_counts(tmp_
 
 @pytest.mark.timeout(200)
 def test_existing_results_directory_gets_a_clear_message_and_eval_runs_a_checkpoint(tmp_path):
-    out = finish(start([*SMALL, "--env_step", "0", "--work_dir", str(tmp_path)]), timeout=150)
+    proc = start([*SMALL, "--env_step", "0", "--work_dir", str(tmp_path)])
+    out = finish(proc, timeout=150)
+    assert proc.returncode == 0, out[-2000:]
     run_dir = run_dir_of(str(tmp_path))
     proc = start([*SMALL, "--env_step", "0", "--work_dir", str(tmp_path)])
     out = finish(proc, timeout=60)
