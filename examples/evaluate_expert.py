@@ -42,7 +42,7 @@ def run_episodes(env, policy: str, episodes: int, seed: int) -> dict:
             steps += 1
             near += info["camera_axis_distance"] < ON_TARGET_M
             period = info.get("timing", {}).get("period")
-            if period is not None:
+            if period is not None and np.isfinite(period):  # NaN: first step after a reset
                 periods.append(period)
             done = terminated or truncated
         returns.append(total)
