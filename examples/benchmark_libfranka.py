@@ -9,7 +9,8 @@ address and a FrankaLibfrankaCommunicator connected to it, then measures:
   figure, buffer -> robot transport only);
 - command to motion: from writing a joint-7 velocity step into the actuator buffer to the first
   state whose joint-7 velocity has crossed half the step (state timestamp). This includes the
-  jerk-limited ramp of the VelocityShaper (about 30 ms for 0.3 rad/s with the default limits),
+  jerk-limited ramp of the VelocityShaper (about 50 ms to reach 0.15 rad/s with the default
+  3 rad/s^2 and 1000 rad/s^3),
   the robot's velocity controller and the state's way back;
 - loop health: control cycles, missed cycles and reflexes over the run;
 - with --env-episodes N: the action-cycle table (|period - dt|, overruns, drift, observation age)

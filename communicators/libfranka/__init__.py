@@ -3,11 +3,17 @@
 pylibfranka itself is imported only inside the communicator's child process, so this package
 imports (and its configs validate) on machines without it.
 """
+from communicators.libfranka.franka_libfranka_communicator import (
+    FrankaLibfrankaCommunicator,
+    LibfrankaStats,
+)
 from communicators.libfranka.franka_sim_process import FrankaSimProcess, FrankaSimProcessConfig
 from communicators.libfranka.libfranka_config import LibfrankaConfig, fr3_safety_limits
 from communicators.libfranka.velocity_shaper import VelocityShaper, VelocityShaperConfig
 
 __all__ = [
+    "FrankaLibfrankaCommunicator",
+    "LibfrankaStats",
     "FrankaSimProcess",
     "FrankaSimProcessConfig",
     "LibfrankaConfig",
