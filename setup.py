@@ -10,7 +10,7 @@ EXTRAS = {
     # a looser pin pulls a multi-GB CUDA build.
     "sac": ["torch==2.13.0", "tensorboard>=2.16", "tqdm>=4.66"],
     # libfranka backend (FR3, libfranka >= 0.10).
-    "libfranka": ["pylibfranka>=0.15"],
+    "libfranka": ["pylibfranka>=0.18"],
     # ROS 1 backend: rospy comes from Debian, see README ("Running on a real Franka").
     "ros": [],
     "dev": ["pytest>=8", "pytest-timeout>=2.3", "imageio>=2.34"],
