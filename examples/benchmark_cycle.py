@@ -95,6 +95,21 @@ class CycleSettings:
     burners: int
     run_mode: str
     realtime_priority: int | None
+    env: str = "packets"
+
+
+def _make_env(settings: CycleSettings, pacing: str) -> RTRLBaseEnv:
+    if settings.env == "packets":
+        return BenchmarkEnv(settings.comms, settings.comm_rate, settings.dt, settings.run_mode, pacing,
+                            settings.realtime_priority)
+    import gymnasium
+
+    import rtrl_env  # noqa: F401  (registers the reacher)
+
+    env = gymnasium.make(settings.env, dt=settings.dt, run_mode=settings.run_mode).unwrapped
+    env._pacer = type(env._pacer)(settings.dt, pacing, env._pacer.spin_s)  # the mode under test
+    env._realtime_priority = settings.realtime_priority
+    return env
 
 
 def run_cycle(settings: CycleSettings, pacing: str) -> dict:
@@ -103,18 +118,21 @@ def run_cycle(settings: CycleSettings, pacing: str) -> dict:
     burners = [multiprocessing.Process(target=_burn, args=(stop,), daemon=True) for _ in range(settings.burners)]
     for proc in burners:
         proc.start()
-    env = BenchmarkEnv(settings.comms, settings.comm_rate, settings.dt, settings.run_mode, pacing,
-                       settings.realtime_priority)
+    env = _make_env(settings, pacing)
     try:
         env.reset()
-        action = np.zeros(STATE_DIM, np.float32)
-        cpu_in_step, wall0 = 0.0, time.monotonic()
+        action = np.zeros(env.action_space.shape, np.float32)
+        cpu_in_step, wall0, reset_time = 0.0, time.monotonic(), 0.0
         for _ in range(settings.steps):
             _spend(settings.agent_ms / 1000.0)
             cpu0 = time.thread_time()
-            env.step(action)
+            _, _, terminated, truncated, _ = env.step(action)
             cpu_in_step += time.thread_time() - cpu0
-        wall = time.monotonic() - wall0
+            if terminated or truncated:  # episodes of the reacher: resets are not cycles
+                t0 = time.monotonic()
+                env.reset()
+                reset_time += time.monotonic() - t0
+        wall = time.monotonic() - wall0 - reset_time
         report = env.timing_report().as_dict()
         period = env.timing_records()["period"]
     finally:
@@ -163,8 +181,9 @@ def measure_shared_buffer(repeats: int = 20_000) -> dict:
 
 
 def _print_table(rows: list[dict], settings: CycleSettings) -> None:
-    print(f"\naction cycle: dt {settings.dt * 1000:.0f} ms, {settings.steps} steps, {settings.comms} communicators at "
-          f"{settings.comm_rate:.0f} Hz, agent {settings.agent_ms:.1f} ms/step, {settings.burners} CPU burner(s), "
+    devices = (f"{settings.comms} communicators at {settings.comm_rate:.0f} Hz" if settings.env == "packets"
+               else "sim arm, camera and target processes")
+    print(f"\naction cycle on {settings.env}: dt {settings.dt * 1000:.0f} ms, {settings.steps} steps, {devices}, agent {settings.agent_ms:.1f} ms/step, {settings.burners} CPU burner(s), "
           f"run mode {settings.run_mode}, SCHED_FIFO {settings.realtime_priority}")
     header = f"{'pacing':<10}{'p50 |err|':>11}{'p99 |err|':>11}{'max |err|':>11}{'overruns':>10}{'drift':>10}{'obs age p50':>13}{'pacing CPU':>12}"
     print(header)
@@ -197,6 +216,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dt", type=float, default=0.04, help="action cycle (s)")
     parser.add_argument("--steps", type=int, default=250, help="env steps per pacing mode")
+    parser.add_argument("--env", default="packets",
+                        help="'packets' (7-float devices, see --comms) or a registered id, e.g. FrankaVisualReacher2-v0 "
+                             "(sim arm, camera and target processes)")
     parser.add_argument("--comms", type=int, default=2, help="number of communicators")
     parser.add_argument("--comm-rate", type=float, default=500.0, help="communicator loop rate (Hz)")
     parser.add_argument("--agent-ms", type=float, default=0.0, help="agent compute per step (ms of CPU)")
@@ -211,7 +233,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.dt <= 0 or args.steps < 2 or args.comms < 1:
         parser.error("need dt > 0, steps >= 2 and comms >= 1")
     settings = CycleSettings(args.dt, args.steps, args.comms, args.comm_rate, args.agent_ms, args.burners,
-                             args.run_mode, args.realtime_priority)
+                             args.run_mode, args.realtime_priority, args.env)
     modes = ("deadline", "relative") if args.pacing == "both" else (args.pacing,)
     runs = [run_cycle(settings, mode) for mode in modes]
     _print_table([run["report"] for run in runs], settings)
