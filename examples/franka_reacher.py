@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--env", default="FrankaVisualReacher2-v0", help="FrankaVisualReacher2-v0 (2 joints) or FrankaVisualReacher-v0")
     a("--backend", default="sim", help="robot backend: sim, ros or libfranka")
     a("--camera_id", default=0, type=int, help="OpenCV camera index (real backends; the sim renders its own)")
+    a("--robot_ip", default=None, help="libfranka backend: the robot's FCI address, e.g. 172.16.0.2")
     a("--image_width", type=int, help="camera image width, pixels (default: the preset's)")
     a("--image_height", type=int, help="camera image height, pixels (default: the preset's)")
     a("--image_history", type=int, help="stacked frames per observation (default: the preset's)")
@@ -127,8 +128,18 @@ def make_env(args: argparse.Namespace):
     else:
         from communicators.camera.opencv_camera_communicator import (OpenCVCameraCommunicator,
                                                                      OpenCVCameraConfig)
+        from communicators.target.target_display_communicator import TargetDisplayConfig
+        from communicators.target.target_motion import TargetConfig
         cam = OpenCVCameraConfig(source=args.camera_id, width=args.image_width, height=args.image_height)
         kwargs["camera"] = lambda built: OpenCVCameraCommunicator(cam)
+        # The red dot on the monitor moves in normalised screen coordinates.
+        kwargs["target"] = TargetDisplayConfig(motion=TargetConfig(mode=args.target_type, low=(0.1, 0.1, 0.0),
+                                                                   high=(0.9, 0.9, 0.0), speed=0.2, rate_hz=60.0))
+    if args.backend == "libfranka":
+        if not args.robot_ip:
+            raise SystemExit("--backend libfranka needs --robot_ip, the robot's FCI address (e.g. 172.16.0.2)")
+        from communicators.libfranka import LibfrankaConfig
+        kwargs["robot_config"] = LibfrankaConfig(robot_ip=args.robot_ip)
     return gymnasium.make(args.env, **kwargs).unwrapped
 
 
