@@ -136,8 +136,6 @@ def make_env(args: argparse.Namespace):
         kwargs["target"] = TargetDisplayConfig(motion=TargetConfig(mode=args.target_type, low=(0.1, 0.1, 0.0),
                                                                    high=(0.9, 0.9, 0.0), speed=0.2, rate_hz=60.0))
     if args.backend == "libfranka":
-        if not args.robot_ip:
-            raise SystemExit("--backend libfranka needs --robot_ip, the robot's FCI address (e.g. 172.16.0.2)")
         from communicators.libfranka import LibfrankaConfig
         kwargs["robot_config"] = LibfrankaConfig(robot_ip=args.robot_ip)
     return gymnasium.make(args.env, **kwargs).unwrapped
@@ -162,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = resume_dir or os.path.join(args.work_dir, "results", run_name(args))
     if args.eval and not args.load_model:
         print("--eval needs --load_model <checkpoint directory>", file=sys.stderr)
+        return 2
+    if args.backend == "libfranka" and not args.robot_ip:
+        print("--backend libfranka needs --robot_ip, the robot's FCI address (e.g. 172.16.0.2)", file=sys.stderr)
         return 2
     if not resume_dir:
         if os.path.exists(run_dir):
