@@ -130,13 +130,12 @@ class FrankaVisualReacher(RTRLBaseEnv):
         self._geometry = (WristCameraGeometry.from_sim_scene()
                           if isinstance(self._comms["target"], SimTargetCommunicator) else None)
         n = self._scaler.dim
+        # q within +-pi rad, dq within +-10 rad/s, previous action within +-1.
+        high = np.concatenate([np.full(7, np.pi), np.full(7, 10.0), np.ones(n)]).astype(np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (n,), np.float32)
         obs_spaces = {
             "image": spaces.Box(0, 255, self._frames.shape, np.uint8),
-            "proprioception": spaces.Box(
-                np.concatenate([np.full(7, -np.pi), np.full(7, -10.0), np.full(n, -1.0)]),
-                np.concatenate([np.full(7, np.pi), np.full(7, 10.0), np.full(n, 1.0)]),
-                dtype=np.float32),
+            "proprioception": spaces.Box(-high, high, dtype=np.float32),
         }
         obs_spaces.update({k: s.space for k, s in cfg.extra_sensors.items()})
         self.observation_space = spaces.Dict(obs_spaces)
