@@ -8,4 +8,7 @@ from rtrl_env.registration import register_envs as _register_envs
 
 _register_envs()
 
-__all__ = ["RTRLBaseEnv", "TimingReport"]
+from rtrl_env.franka_visual_reacher import FrankaVisualReacher  # noqa: E402
+from rtrl_env.reacher_config import FrankaVisualReacherConfig  # noqa: E402
+
+__all__ = ["RTRLBaseEnv", "TimingReport", "FrankaVisualReacher", "FrankaVisualReacherConfig"]
