@@ -2,7 +2,7 @@
 
 Prints figures and writes them as JSON; asserts nothing (timing targets do not belong in tests).
 
-    python benchmarks/bench_camera_and_target.py --out /tmp/bench_camera_target.json
+    python examples/benchmark_camera_target.py --out /tmp/bench_camera_target.json
 
 Camera, per frame size: delivered fps against the file's fps, capture-period jitter, and the
 age of the newest frame when the parent sees it (decode + colour conversion + buffer write +
@@ -113,7 +113,7 @@ def bench_target(rate_hz: float, duration: float, requests: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="bench_camera_and_target.json", help="JSON output path")
+    parser.add_argument("--out", default="benchmark_camera_target.json", help="JSON output path")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     args = parser.parse_args()
     results = {
