@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from communicators.communicator import Communicator
+from communicators.pacing import enable_realtime
 
 if TYPE_CHECKING:
     from rtrl_env.base_env import RTRLBaseEnv
@@ -34,6 +35,10 @@ class PollingLoop(Communicator):
                          name=f"{type(env).__name__} polling loop", start_method=start_method)
         self.env = env
         self.sleep_time = sleep_time
+
+    def _open_device(self) -> None:
+        # The loop that carries actions to the actuators gets the env's real-time priority too.
+        enable_realtime(self.env._realtime_priority, self.env._cpu_affinity)
 
     def _sensor_handler(self) -> None:
         sensation = self.env._poll_sensation()
