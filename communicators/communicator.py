@@ -26,6 +26,7 @@ from communicators.shared_buffer import SharedBuffer
 
 _ERROR_BYTES = 16384
 _SUPERVISE_PERIOD_S = 0.05
+_THREAD_JOIN_S = 1.0  # per loop thread at shutdown; close() waits longer than both together
 _STATS_FIELDS = ("sensor_overruns", "actuator_overruns", "sensor_cycles", "actuator_cycles", "watchdog_trips")
 
 
@@ -180,8 +181,13 @@ class Communicator(multiprocessing.Process):
         values, _, _ = self._stats_buffer.read()
         return dict(zip(_STATS_FIELDS, (int(v) for v in values[0])))
 
-    def close(self, timeout: float = 2.0) -> None:
-        """Stops the child gracefully (stop event, join), then terminates it. Idempotent."""
+    def close(self, timeout: float = 3.0) -> None:
+        """Stops the child gracefully (stop flag, join), then terminates it. Idempotent.
+
+        Args:
+            timeout: seconds to wait for the child's own shutdown (its last act commands the
+                actuator to stop) before it is terminated.
+        """
         if self._stopped or os.getpid() != self._owner_pid:
             return
         self._stopped = True
@@ -194,10 +200,18 @@ class Communicator(multiprocessing.Process):
             if self.is_alive():
                 self.kill()
                 self.join(1.0)
-        self._final_traceback, self._final_stats = self._child_traceback(), self.overruns()
-        for buf in (self.sensor_buffer, self.actuator_buffer, self._error_buffer, self._stats_buffer):
-            if buf is not None:
-                buf.close()
+        try:  # a child killed mid-write can leave a slot unreadable: keep what can be read
+            self._final_traceback = self._child_traceback()
+        except Exception as err:  # noqa: BLE001
+            self._final_traceback = f"(its error report could not be read: {err})"
+        try:
+            self._final_stats = self.overruns()
+        except Exception:  # noqa: BLE001
+            self._final_stats = dict.fromkeys(_STATS_FIELDS, 0)
+        finally:
+            for buf in (self.sensor_buffer, self.actuator_buffer, self._error_buffer, self._stats_buffer):
+                if buf is not None:
+                    buf.close()
 
     def terminate(self) -> None:
         """SenseAct compatibility: SenseAct envs call terminate() then join()."""
@@ -223,25 +237,30 @@ class Communicator(multiprocessing.Process):
         self._thread_error: BaseException | None = None
         try:
             self._open_device()
-            threads = []
-            if self.use_sensor:
-                threads.append(threading.Thread(target=self._loop, args=("sensor",), daemon=True))
-            if self.use_actuator:
-                threads.append(threading.Thread(target=self._loop, args=("actuator",), daemon=True))
-            for thread in threads:
-                thread.start()
+            sensor = threading.Thread(target=self._loop, args=("sensor",), daemon=True) if self.use_sensor else None
+            actuator = threading.Thread(target=self._loop, args=("actuator",), daemon=True) if self.use_actuator else None
+            for thread in (sensor, actuator):
+                if thread is not None:
+                    thread.start()
             self._supervise()
-            for thread in threads:
-                thread.join(1.0)
+            if actuator is not None:
+                # Command the stop as soon as the actuator loop is out, before waiting on a sensor
+                # read that may block: the parent's patience is finite.
+                actuator.join(_THREAD_JOIN_S)
+                self._on_actuator_timeout()
+            if sensor is not None:
+                sensor.join(_THREAD_JOIN_S)
             if self._thread_error is not None:
                 raise self._thread_error
         except BaseException as err:  # noqa: BLE001 (every failure must reach the parent)
-            self._report(err)
             try:
-                self._shutdown_device()
+                self._report(err)
             finally:
-                os._exit(1)
-        self._shutdown_device()
+                try:
+                    self._shutdown_device()
+                finally:
+                    os._exit(1)
+        self._close_device()
 
     def _supervise(self) -> None:
         # The parent died if this process was re-parented (fork, spawn), or if the pipe the parent

@@ -68,6 +68,11 @@ class Pacer:
         self._last_wake = self.t0
 
     @property
+    def grid_index(self) -> int:
+        """How many grid points (``t0 + k * period``) have passed; skipped ones included."""
+        return self._k
+
+    @property
     def next_deadline(self) -> float:
         if self.mode is PacingMode.RELATIVE:
             return self._last_wake + self.period

@@ -12,6 +12,9 @@ SenseAct communicator ports by changing its imports. Unlike SenseAct's buffer, t
 working when the child was started with spawn or forkserver (the segment is attached by name, not
 inherited as a numpy view), and "updated" is tracked per reader, not in one global flag.
 
+Memory ordering: the seqlock relies on stores becoming visible in program order, as they do on
+x86-64. On weakly ordered CPUs (ARM, e.g. Jetson) a reader could in principle see a torn slot.
+
 Example:
     >>> import numpy as np
     >>> buf = SharedBuffer(shape=(3,), dtype=np.float64, buffer_len=4)
@@ -178,7 +181,11 @@ class SharedBuffer:
         """
         if timestamp is None:
             timestamp = time.monotonic()
-        data = np.asarray(data)
+        # Cast before taking the lock: nothing inside the seqlock may fail and leave a slot odd.
+        try:
+            data = np.asarray(data, dtype=self.dtype)
+        except (TypeError, ValueError) as err:
+            raise SharedBufferError(f"data cannot be stored as {self.dtype}: {err}") from err
         if data.shape != self.shape:
             if data.size != self.array_len:
                 raise SharedBufferError(f"data of shape {data.shape} does not fit a slot of shape {self.shape}")
@@ -290,12 +297,14 @@ class SharedBuffer:
             return
         # Views must go before the mapping can close.
         self._counter = self._seq = self._index = self._timestamp = self._data = None
-        shm.close()
-        if os.getpid() == self._owner_pid:
-            try:
-                shm.unlink()
-            except FileNotFoundError:
-                pass
+        try:
+            shm.close()  # raises BufferError while someone still holds a view; unlink regardless
+        finally:
+            if os.getpid() == self._owner_pid:
+                try:
+                    shm.unlink()
+                except FileNotFoundError:
+                    pass
 
     @property
     def closed(self) -> bool:

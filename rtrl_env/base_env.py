@@ -119,6 +119,7 @@ class RTRLBaseEnv(gym.Env):
         self._sensation_dtype: np.dtype | None = None
         self._owner_pid = os.getpid()
         self._failure: EnvError | None = None
+        self._closed = False
 
     # ===== Hooks to implement =====
 
@@ -142,29 +143,35 @@ class RTRLBaseEnv(gym.Env):
         return len(params) != 4  # SenseAct's form takes (name, sensor, timestamps, indices)
 
     def _build_communicators(self, setups: dict[str, dict[str, Any]]) -> None:
-        for name, setup in setups.items():
-            factory = setup.get("Communicator")
-            if inspect.isclass(factory) and not issubclass(factory, Communicator):
-                raise TypeError(f"communicator {name!r}: {factory.__name__} is not a subclass of communicators.Communicator")
-            if not callable(factory):
-                raise TypeError(f"communicator {name!r}: 'Communicator' must be a Communicator class, got {factory!r}")
-            comm = factory(**setup.get("kwargs", {}))
-            if not isinstance(comm, Communicator):
-                raise TypeError(f"communicator {name!r}: the factory returned {type(comm).__name__}, not a Communicator")
-            if comm.pid is None:
-                comm.name = f"{name} ({type(comm).__name__})"  # two cameras of one class stay apart
-            self._all_comms[name] = comm
-            if comm.use_actuator:
-                self._actuator_comms[name] = comm
-                self._actuation_packet_[name] = np.zeros(comm.actuator_buffer.shape, comm.actuator_buffer.dtype)
-            if comm.use_sensor:
-                window = int(setup.get("num_sensor_packets", 1))
-                if not 1 <= window <= comm.sensor_buffer.buffer_len:
-                    self._close_built()
-                    raise ValueError(f"communicator {name!r}: num_sensor_packets={window} must be between 1 and its "
-                                     f"sensor buffer_len={comm.sensor_buffer.buffer_len}")
-                self._sensor_comms[name] = comm
-                self._num_sensor_packets[name] = window
+        try:
+            for name, setup in setups.items():
+                self._build_one(name, setup)
+        except BaseException:
+            self._close_built()  # free the shared memory of those already built
+            raise
+
+    def _build_one(self, name: str, setup: dict[str, Any]) -> None:
+        factory = setup.get("Communicator")
+        if inspect.isclass(factory) and not issubclass(factory, Communicator):
+            raise TypeError(f"communicator {name!r}: {factory.__name__} is not a subclass of communicators.Communicator")
+        if not callable(factory):
+            raise TypeError(f"communicator {name!r}: 'Communicator' must be a Communicator class, got {factory!r}")
+        comm = factory(**setup.get("kwargs", {}))
+        if not isinstance(comm, Communicator):
+            raise TypeError(f"communicator {name!r}: the factory returned {type(comm).__name__}, not a Communicator")
+        if comm.pid is None:
+            comm.name = f"{name} ({type(comm).__name__})"  # two cameras of one class stay apart
+        self._all_comms[name] = comm
+        if comm.use_actuator:
+            self._actuator_comms[name] = comm
+            self._actuation_packet_[name] = np.zeros(comm.actuator_buffer.shape, comm.actuator_buffer.dtype)
+        if comm.use_sensor:
+            window = int(setup.get("num_sensor_packets", 1))
+            if not 1 <= window <= comm.sensor_buffer.buffer_len:
+                raise ValueError(f"communicator {name!r}: num_sensor_packets={window} must be between 1 and its "
+                                 f"sensor buffer_len={comm.sensor_buffer.buffer_len}")
+            self._sensor_comms[name] = comm
+            self._num_sensor_packets[name] = window
 
     def _close_built(self) -> None:
         for comm in self._all_comms.values():
@@ -210,22 +217,31 @@ class RTRLBaseEnv(gym.Env):
             args = {"shape": value.shape, "dtype": np.float64, "buffer_len": 2}
         self._polling_loop = PollingLoop(self, args, self.action_space.shape[0], self._sleep_time, self._start_method)
         self._polling_loop.start()
+        deadline = time.monotonic() + _FIRST_DATA_TIMEOUT_S
         while self._polling_loop.sensor_buffer.num_writes == 0:
             self._raise_if_failed()
+            if time.monotonic() > deadline:
+                raise EnvError(f"the polling loop computed no sensation within {_FIRST_DATA_TIMEOUT_S:.0f} s of starting")
             time.sleep(0.002)
 
     def close(self) -> None:
-        """Stops the polling loop and every communicator (stop events first, then joins)."""
+        """Stops the polling loop and every communicator (stop flags first, then joins). Idempotent."""
         if os.getpid() != self._owner_pid:  # a polling-loop child never closes the parent's processes
             return
-        self._running = False
+        self._running, self._closed = False, True
         procs = list(self._all_comms.values())
         if self._polling_loop is not None:
             procs.insert(0, self._polling_loop)
         for proc in procs:
             proc._stop_event.set()
-        for proc in procs:
-            proc.close(timeout=1.0)
+        errors = []
+        for proc in procs:  # each with its own default patience (a robot may ramp to rest first)
+            try:
+                proc.close()
+            except Exception as err:  # noqa: BLE001 - close the others whatever happens
+                errors.append(f"{proc.name}: {err}")
+        if errors:
+            raise EnvError("closing left errors: " + "; ".join(errors))
 
     def __enter__(self) -> "RTRLBaseEnv":
         self.start()
@@ -284,7 +300,7 @@ class RTRLBaseEnv(gym.Env):
         wake = time.monotonic()
         obs, reward, done, obs_time = self._sense()
         period, self._last_wake = wake - self._last_wake, wake
-        timing = self._telemetry.record(wake, period, write_time, obs_time, overrun)
+        timing = self._telemetry.record(wake, period, write_time, obs_time, overrun, self._pacer.grid_index)
         return obs, reward, self._check_done(done), False, {"timing": timing}
 
     def timing_report(self) -> TimingReport:
@@ -356,6 +372,8 @@ class RTRLBaseEnv(gym.Env):
         return flat[:-2], float(flat[-2]), bool(flat[-1]), obs_time
 
     def _raise_if_failed(self) -> None:
+        if self._closed and self._failure is None:
+            raise EnvError(f"{type(self).__name__} is closed: its processes are gone; make a new env")
         if self._failure is not None:  # a dead env stays dead: say why on every call
             raise EnvError(str(self._failure)) from self._failure.__cause__
         procs = list(self._all_comms.values())

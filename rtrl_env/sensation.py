@@ -18,6 +18,8 @@ def record_dtype(sensation: dict[str, Any]) -> np.dtype:
     fields = []
     for key, value in sensation.items():
         arr = np.asarray(value)
+        if arr.dtype.kind in "iub" and arr.ndim == 0 and not isinstance(value, np.generic):
+            arr = arr.astype(np.float64)  # a Python number: later values may be fractional (a reward of 0, then 0.5)
         if arr.dtype == object:
             raise TypeError(f"sensation field {key!r} is not numeric ({type(value).__name__}); "
                             "multiprocess run mode can only share arrays and numbers")

@@ -56,9 +56,14 @@ class CycleTelemetry:
         self.t0 = t0
         self._grid_steps = 0
 
-    def record(self, start: float, period: float, action_write: float, obs_timestamp: float, overrun: bool) -> dict:
-        """Stores one step and returns it as the ``info['timing']`` dict (seconds)."""
-        self._grid_steps += 1
+    def record(self, start: float, period: float, action_write: float, obs_timestamp: float, overrun: bool,
+               grid_index: int | None = None) -> dict:
+        """Stores one step and returns it as the ``info['timing']`` dict (seconds).
+
+        ``grid_index`` is the pacer's count of grid points passed (skipped ones included), so drift
+        is measured against the grid the pacer follows; None counts one point per step.
+        """
+        self._grid_steps = self._grid_steps + 1 if grid_index is None else grid_index
         row = (start, period, action_write, obs_timestamp, start - obs_timestamp, float(overrun))
         self._data[self._count % len(self._data)] = row
         self._count += 1

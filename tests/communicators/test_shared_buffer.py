@@ -247,3 +247,17 @@ def test_segment_is_unlinked_when_the_owning_process_ends_without_closing(ending
         script.proc.wait(20)
         assert wait_until(lambda: not segments_of({script.pid}), 10.0), \
             f"segments left after the owner ended ({ending}): {segments_of({script.pid})}"
+
+
+def test_data_that_cannot_be_stored_is_refused_and_leaves_the_buffer_readable():
+    buf = SharedBuffer(shape=(3,), dtype=np.float64, buffer_len=2)
+    try:
+        buf.write(np.array([1.0, 2.0, 3.0]))
+        with pytest.raises(SharedBufferError, match="cannot be stored as float64"):
+            buf.write(np.array(["a", "b", "c"]))
+        data, _, index = buf.latest()
+        assert data.tolist() == [1.0, 2.0, 3.0] and index == 0
+        buf.write(np.array([4.0, 5.0, 6.0]))
+        assert buf.latest()[0].tolist() == [4.0, 5.0, 6.0]
+    finally:
+        buf.close()

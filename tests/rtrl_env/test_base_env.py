@@ -274,3 +274,28 @@ def test_a_window_longer_than_the_sensor_buffer_fails_before_any_process_starts(
     with pytest.raises(ValueError, match="num_sensor_packets=99 must be between 1 and its sensor buffer_len"):
         RTRLBaseEnv(setups, ACTION_DIM, 4, run_mode="singlethread", dt=0.02)
     assert set(child_pids()) == before
+
+
+def test_a_closed_env_says_so_instead_of_failing_obscurely():
+    env = FlatToyEnv(run_mode="singlethread")
+    env.reset()
+    env.close()
+    env.close()  # idempotent
+    for call in (lambda: env.step(np.zeros(env.action_space.shape)), env.reset):
+        with pytest.raises(EnvError, match="is closed"):
+            call()
+
+
+def test_drift_stays_on_the_grid_after_an_overrun():
+    env = FlatToyEnv(run_mode="singlethread", dt=0.02)
+    try:
+        env.reset()
+        env.step(np.zeros(env.action_space.shape))
+        time.sleep(0.07)  # the agent stalls for three and a half cycles
+        for _ in range(5):
+            _, _, _, _, info = env.step(np.zeros(env.action_space.shape))
+        report = env.timing_report()
+        assert report.overruns == 1
+        assert abs(info["timing"]["drift"]) < 0.01, "drift must be measured against the grid the pacer skipped to"
+    finally:
+        env.close()
