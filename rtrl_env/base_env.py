@@ -272,11 +272,16 @@ class RTRLBaseEnv(gym.Env):
         self._raise_if_failed()
         self._reset_()
         obs, _, _, obs_time = self._sense()
+        now = self._restart_cycle()
+        return obs, {"timing": {"start": now, "obs_timestamp": obs_time, "obs_age": now - obs_time}}
+
+    def _restart_cycle(self) -> float:
+        """Starts the deadline grid now; a subclass that waits after ``reset`` calls it again."""
         now = time.monotonic()
         self._pacer.start(now)
         self._telemetry.restart(now)
         self._last_wake = math.nan  # the first period after a reset is not a cycle
-        return obs, {"timing": {"start": now, "obs_timestamp": obs_time, "obs_age": now - obs_time}}
+        return now
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         """Writes the action, waits for the cycle's deadline, returns the freshest observation.

@@ -202,6 +202,7 @@ class FrankaVisualReacher(RTRLBaseEnv):
         """
         sensation, base_info = super().reset(seed=seed, options=options)
         sensation = self._sensation_after(sensation, self._fresh_frame_time)
+        self._restart_cycle()  # the wait for a frame of the new target is not part of the first cycle
         self._episode_step = 0
         self._previous_action = np.zeros(self._scaler.dim, np.float32)
         self._episode += 1
