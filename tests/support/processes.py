@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +43,19 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: floa
         if time.monotonic() > deadline:
             return bool(predicate())
         time.sleep(interval_s)
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition",
+             interval_s: float = 0.005) -> Any:
+    """Polls ``condition`` until it returns something truthy, and returns that; raises
+    AssertionError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def pid_alive(pid: int) -> bool:

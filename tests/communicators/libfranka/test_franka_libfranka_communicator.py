@@ -16,6 +16,7 @@ from communicators.libfranka.franka_libfranka_communicator import FrankaLibfrank
 from communicators.libfranka.franka_sim_process import free_loopback_host
 from communicators.libfranka.libfranka_config import LibfrankaConfig, fr3_safety_limits
 from communicators.shared_buffer import SEGMENT_PREFIX
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -23,13 +24,7 @@ ENV_PERIOD = 0.04  # the env's 25 Hz action cycle
 
 
 def _wait_for(condition, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.005)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return wait_for(condition, timeout, what)
 
 
 def _step_commands(seconds, amplitude=0.3, seed=0):

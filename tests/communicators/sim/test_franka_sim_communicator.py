@@ -13,6 +13,7 @@ from communicators.franka_state import DQ, EE_POS, Q, STATE_DIM
 from communicators.shared_buffer import SEGMENT_PREFIX
 from communicators.sim.franka_physics import FrankaPhysicsConfig
 from communicators.sim.franka_sim_communicator import FrankaSimCommunicator, FrankaSimConfig
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -22,13 +23,7 @@ def _segments():
 
 
 def _wait_for(condition, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return wait_for(condition, timeout, what)
 
 
 def _state(arm):

@@ -14,18 +14,13 @@ from communicators.sim import scene
 from communicators.sim.franka_physics import FrankaPhysics
 from communicators.sim.franka_sim_communicator import FrankaSimCommunicator
 from communicators.sim.sim_camera_communicator import SimCameraCommunicator, SimCameraConfig
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
 
 def _wait_for(condition, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return wait_for(condition, timeout, what)
 
 
 def _frame_after(camera, t):
