@@ -47,7 +47,8 @@ class RTRLBaseEnv(gym.Env):
 
     Args:
         communicator_setups: ``{name: {'Communicator': cls_or_factory, 'kwargs': {...},
-            'num_sensor_packets': n}}``; each entry builds one Communicator.
+            'num_sensor_packets': n}}``; each entry builds one Communicator. An optional
+            ``'actuated': False`` keeps its actuator out of the per-step actuation packets.
         action_dim: length of the action vector.
         observation_dim: length of a flat observation (SenseAct form); None if the subclass sets
             ``observation_space`` itself.
@@ -162,7 +163,9 @@ class RTRLBaseEnv(gym.Env):
         if comm.pid is None:
             comm.name = f"{name} ({type(comm).__name__})"  # two cameras of one class stay apart
         self._all_comms[name] = comm
-        if comm.use_actuator:
+        # 'actuated': False keeps a communicator out of the per-step actuation packets (its actuator
+        # buffer is written by the env's own code, e.g. a target that takes one request per episode).
+        if comm.use_actuator and setup.get("actuated", True):
             self._actuator_comms[name] = comm
             self._actuation_packet_[name] = np.zeros(comm.actuator_buffer.shape, comm.actuator_buffer.dtype)
         if comm.use_sensor:

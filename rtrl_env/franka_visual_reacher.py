@@ -150,12 +150,6 @@ class FrankaVisualReacher(RTRLBaseEnv):
             for comm in self._comms.values():
                 comm.close()
             raise
-        # Actions drive the arm only. RTRLBaseEnv sends a packet every cycle to each actuator the
-        # hook did not write, and any write to the target's actuator starts a new target episode;
-        # the target gets its one request per episode from _reset_.
-        for name in [n for n in self._actuator_comms if n != "robot"]:
-            del self._actuator_comms[name]
-            self._actuation_packet_.pop(name, None)
 
     # ----- construction -------------------------------------------------------------------
 
@@ -182,7 +176,10 @@ class FrankaVisualReacher(RTRLBaseEnv):
         windows = {"robot": 1, "target": 1, "camera": 1}
         windows.update({k: s.window_len for k, s in self.config.extra_sensors.items()})
         setups = {name: {"Communicator": _prebuilt, "kwargs": {"communicator": comm},
-                         "num_sensor_packets": windows[name]}
+                         "num_sensor_packets": windows[name],
+                         # Actions drive the arm only: any write to the target's actuator starts a
+                         # new target episode, so it gets its one request per episode from _reset_.
+                         "actuated": name == "robot"}
                   for name, comm in self._comms.items()}
         return dict(communicator_setups=setups, action_dim=self._scaler.dim,
                     observation_dim=None, run_mode=self.config.run_mode, dt=self.config.dt)

@@ -299,3 +299,36 @@ def test_drift_stays_on_the_grid_after_an_overrun():
         assert abs(info["timing"]["drift"]) < 0.01, "drift must be measured against the grid the pacer skipped to"
     finally:
         env.close()
+
+
+class _TwoDeviceEnv(RTRLBaseEnv):
+    """Device 'a' takes the actions; device 'b' is marked 'actuated': False."""
+
+    def __init__(self):
+        kwargs = {"rate_hz": 200.0, "dim": ACTION_DIM}
+        setups = {"a": {"Communicator": CounterSensor, "kwargs": kwargs},
+                  "b": {"Communicator": CounterSensor, "kwargs": kwargs, "actuated": False}}
+        super().__init__(setups, ACTION_DIM, 1, run_mode="singlethread", dt=0.02)
+
+    def _compute_sensation_(self, name_to_sensor_window):
+        return np.array([0.0, 0.0, 0.0])
+
+    def _compute_actuation_(self, action, timestamp, index):
+        for packet in self._actuation_packet_.values():
+            packet[:] = action
+
+    def _reset_(self):
+        pass
+
+
+def test_a_setup_marked_not_actuated_receives_no_actuation_packets():
+    env = _TwoDeviceEnv()
+    try:
+        env.reset()
+        action = np.full(ACTION_DIM, 0.5)
+        for _ in range(5):
+            env.step(action)
+        assert env._all_comms["a"].actuator_buffer.num_writes >= 5
+        assert env._all_comms["b"].actuator_buffer.num_writes == 0
+    finally:
+        env.close()
