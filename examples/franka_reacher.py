@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     a("--async_mode", action="store_true", help="update in a learner process (default: serial)")
     a("--max_update_freq", default=10.0, type=float, help="async: at most this many updates per env step")
     a("--learner_threads", default=1, type=int, help="async: torch threads of the learner process")
+    a("--learner_nice", default=LearnerConfig.nice, type=int,
+      help="async: nice increment of the learner process (higher yields the CPU to the action cycle sooner)")
+    a("--learner_restarts", default=0, type=int,
+      help="async: restart a failed learner at most this many times, from the last checkpoint's agent "
+      "(0: stop the run at the first failure)")
     a("--time_limit", default=0.0, type=float, help="stop after this many wall-clock seconds (0: no limit)")
     # critic / actor / encoder / sac
     a("--critic_lr", type=float, help="critic (and encoder) learning rate")
@@ -205,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.async_mode:
             learner = AsyncLearner(agent, replay, LearnerConfig(
                 max_update_freq=args.max_update_freq, update_after=args.init_step,
-                num_threads=args.learner_threads, device=args.device)).start()
+                num_threads=args.learner_threads, nice=args.learner_nice, max_restarts=args.learner_restarts,
+                device=args.device)).start()
             learner.wait_ready()
         else:
             torch.set_num_threads(1)  # one core for the loop and its inline updates; the sim has the other

@@ -101,8 +101,9 @@ def train(args: argparse.Namespace, run_dir: str, env, agent, replay, learner, l
             action = agent.act(obs)
         next_obs, reward, terminated, truncated, _ = env.step(action)
         now = time.monotonic()
-        if last is not None:
+        if last is not None:  # recorded per step, so a run cut short still reports its cycle
             ep_periods.append(now - last)
+            state.periods.append(now - last)
         last = now
         replay.add(obs, action, reward, next_obs, terminated)
         state.step += 1
@@ -155,7 +156,6 @@ def _log_episode(logger, state: RunState, learner, agent, ep_return: float, dura
     logger.dump(step)
     state.returns.append(float(ep_return))
     state.episode_end_steps.append(step)
-    state.periods.extend(periods)
 
 
 def summary(args: argparse.Namespace, state: RunState, num_updates: int) -> dict:

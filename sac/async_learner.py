@@ -10,7 +10,10 @@ its partner spin.
 Failure: an exception in the learner sends its traceback to the parent and ends the process; the
 actor keeps its last weights and :meth:`AsyncLearner.raise_if_failed` raises :class:`LearnerError`
 with that traceback at the next step. A learner killed outright (no traceback) is reported by its
-exit code. The learner exits by itself when the parent dies.
+exit code. With ``LearnerConfig.max_restarts`` > 0, a failed learner is instead restarted (the
+traceback goes to stderr) from the newest full agent state the parent holds: the one it was
+started with, or the last one :meth:`AsyncLearner.save_agent` wrote. Updates made since then are
+lost. The learner exits by itself when the parent dies.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import io
 import multiprocessing
 import os
 import signal
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -56,6 +60,9 @@ class LearnerConfig:
     """torch device of the learner's updates."""
     start_method: str = "spawn"
     """multiprocessing start method; spawn is safe with torch and GL contexts in the parent."""
+    max_restarts: int = 0
+    """Restart a failed learner at most this many times (from the last saved agent state);
+    0 raises :class:`LearnerError` at the first failure."""
 
     def __post_init__(self) -> None:
         if self.max_update_freq < 0 or self.update_after < 0:
@@ -63,6 +70,8 @@ class LearnerConfig:
                              f"update_after={self.update_after} must be >= 0")
         if self.num_threads < 1 or self.actor_threads < 1 or self.publish_every < 1:
             raise ValueError("LearnerConfig: num_threads, actor_threads and publish_every must be >= 1")
+        if self.max_restarts < 0:
+            raise ValueError(f"LearnerConfig.max_restarts={self.max_restarts}: expected >= 0")
         if self.start_method not in multiprocessing.get_all_start_methods():
             raise ValueError(f"LearnerConfig.start_method={self.start_method!r}; choose one of "
                              f"{multiprocessing.get_all_start_methods()}")
@@ -102,14 +111,21 @@ class AsyncLearner:
         self._stats_version = 0
         self._cmd_recv, self._cmd_send = ctx.Pipe(duplex=False)
         self._err_recv, self._err_send = ctx.Pipe(duplex=False)
-        spec = (agent.image_shape, agent.proprio_dim, agent.action_dim, agent.config)
-        self._process = ctx.Process(
-            target=_learner_main, name="sac-learner", daemon=True,
-            args=(spec, _to_bytes(agent.state_dict()), replay, self.weights, self._control, self._stats,
-                  self._cmd_recv, self._err_send, config, os.getpid()))
+        self._ctx = ctx
+        self._spec = (agent.image_shape, agent.proprio_dim, agent.action_dim, agent.config)
+        self._restart_state = _to_bytes(agent.state_dict())  # what a restarted learner resumes from
+        self._process = self._new_process()
         self._save_requests = 0
         self._stopping = False
         self._error: str | None = None
+        self.restarts = 0
+        """How many times the learner was restarted after a failure."""
+
+    def _new_process(self) -> multiprocessing.Process:
+        return self._ctx.Process(
+            target=_learner_main, name="sac-learner", daemon=True,
+            args=(self._spec, self._restart_state, self.replay, self.weights, self._control, self._stats,
+                  self._cmd_recv, self._err_send, self.config, os.getpid()))
 
     # --------------------------------------------------------------- lifecycle
     def start(self) -> AsyncLearner:
@@ -164,9 +180,28 @@ class AsyncLearner:
         if self._error is None and not self._stopping and self._process.pid is not None \
                 and not self._process.is_alive():
             self._error = f"learner process exited with code {self._process.exitcode} and no traceback"
+        if self._error is not None and self.restarts < self.config.max_restarts:
+            self._restart()
         if self._error is not None:
             raise LearnerError(f"the SAC learner process failed; the actor kept its last weights "
                                f"(version {self.weights.pulled_version}).\n{self._error}")
+
+    def _restart(self) -> None:
+        error, self._error = self._error, None
+        self.restarts += 1
+        self._process.join(2.0)  # it reported its traceback and is exiting
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        state = torch.load(io.BytesIO(self._restart_state), weights_only=False)
+        self._counters[_NUM_UPDATES] = state["num_updates"]
+        self._stats_last[:] = 0.0  # the new learner's running sums start from zero
+        print(f"the SAC learner process failed; restarting it ({self.restarts} of "
+              f"{self.config.max_restarts}) from the agent state of update {state['num_updates']}. "
+              f"The actor keeps its weights until the new learner publishes.\n{error}",
+              file=sys.stderr, flush=True)
+        self._process = self._new_process()
+        self._process.start()
 
     def set_env_step(self, step: int) -> None:
         """Tells the learner how many env steps were taken (drives the update cap)."""
@@ -201,13 +236,20 @@ class AsyncLearner:
         """
         self.raise_if_failed()
         self._save_requests += 1
+        restarts = self.restarts
         self._cmd_send.send(("save", path, self._save_requests))
         deadline = time.monotonic() + timeout
         while self._counters[_SAVE_DONE] < self._save_requests:
             self.raise_if_failed()
+            if self.restarts != restarts:  # the request may have died with the old learner
+                restarts = self.restarts
+                self._cmd_send.send(("save", path, self._save_requests))
             if time.monotonic() > deadline:
                 raise LearnerError(f"learner did not save its state to {path} within {timeout} s")
             time.sleep(0.005)
+        if self.config.max_restarts:
+            with open(path, "rb") as f:
+                self._restart_state = f.read()
 
 
 def _to_bytes(state: dict) -> bytes:

@@ -47,7 +47,10 @@ class VersionedArray:
         """Writes a new version (writer process only). Returns its number (1, 2, ...)."""
         version = int(self._header[_VERSION]) + 1
         slot = version % 2  # the slot readers of the current version are NOT reading
-        self._header[1 + slot] += 1  # odd: slot being written
+        sequence = int(self._header[1 + slot])
+        # Odd: slot being written. Already odd if a previous writer died mid-write (a restarted
+        # learner): step to the next odd number, so "even" still means "complete" afterwards.
+        self._header[1 + slot] = sequence + 1 + sequence % 2
         self._data[slot] = values
         self._header[3 + slot] = version  # the slot's own label, read inside the seqlock
         self._header[1 + slot] += 1  # even: slot complete

@@ -110,3 +110,37 @@ def test_ctrl_c_does_not_stop_the_learner_and_stop_ends_it_cleanly(setup):
     assert learner._process.is_alive()
     learner.stop()
     assert not learner._process.is_alive() and learner._process.exitcode == 0
+
+
+def test_a_failed_learner_is_restarted_from_the_last_saved_agent_until_the_restarts_run_out(setup, tmp_path,
+                                                                                            capfd):
+    agent, make = setup
+    learner = make(max_update_freq=1, update_after=0, max_restarts=1)
+    learner.set_env_step(7)
+    wait_for(lambda: learner.num_updates == 7, 30, "7 updates")
+    learner.save_agent(str(tmp_path / "agent.pt"))  # the state a restart resumes from
+    learner.set_env_step(12)
+    wait_for(lambda: learner.num_updates == 12, 30, "12 updates")
+    first = learner._process
+    os.kill(first.pid, signal.SIGKILL)
+    wait_for(lambda: not first.is_alive(), 10, "the learner to die")
+
+    learner.raise_if_failed()  # restarts instead of raising
+    assert learner.restarts == 1 and learner._process is not first
+    assert learner.num_updates == 7  # the 5 updates after the save died with the process
+    assert "restarting it (1 of 1) from the agent state of update 7" in capfd.readouterr().err
+    version = learner.weights.version
+    wait_for(lambda: learner.num_updates == 12, 30, "the new learner to catch up to the cap")
+    assert learner.weights.version > version  # and it publishes weights the actor can pull
+    assert learner.pull_weights(agent.policy) is not None
+    learner.raise_if_failed()
+
+    os.kill(learner._process.pid, signal.SIGKILL)
+    wait_for(lambda: not learner._process.is_alive(), 10, "the second learner to die")
+    with pytest.raises(LearnerError, match=re.escape("exited with code -9")):
+        learner.raise_if_failed()  # no restarts left
+
+
+def test_a_negative_restart_count_is_refused():
+    with pytest.raises(ValueError, match="max_restarts=-1"):
+        LearnerConfig(max_restarts=-1)
