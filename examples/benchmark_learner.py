@@ -30,6 +30,7 @@ import time
 import numpy as np
 import torch
 
+from communicators.pacing import enable_realtime
 from sac.agent import SACAgent
 from sac.async_learner import AsyncLearner, LearnerConfig
 from sac.config import get_preset
@@ -161,7 +162,8 @@ class QueuePipeline:
 
 
 # -------------------------------------------------------------------- one run
-def run(config: str, pipeline: str, duration: float, threads: int, nice: int, prefill: int) -> dict:
+def run(config: str, pipeline: str, duration: float, threads: int, nice: int, prefill: int,
+        actor_priority: int | None = None) -> dict:
     shape, config_ = CONFIGS[config][1], agent_config(config)
     torch.set_num_threads(1)  # the acting process's budget
     agent = SACAgent(shape, PROPRIO_DIM, ACTION_DIM, config_, seed=0)
@@ -185,6 +187,8 @@ def run(config: str, pipeline: str, duration: float, threads: int, nice: int, pr
             time.sleep(0.05)
         add = learner.add
     try:
+        # After the learner started: a child would inherit SCHED_FIFO.
+        realtime = enable_realtime(actor_priority)
         while learner.num_updates < 3:  # warm-up: process start, first batches
             learner.raise_if_failed()
             time.sleep(0.05)
@@ -206,12 +210,15 @@ def run(config: str, pipeline: str, duration: float, threads: int, nice: int, pr
         elapsed = time.monotonic() - t0
         updates = learner.num_updates - u0
     finally:
+        if actor_priority is not None:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
         learner.stop()
         if replay is not None:
             replay.close()
     p = np.array(periods[1:]) * 1e3
     return {"config": config, "pipeline": pipeline, "image_shape": list(shape),
-            "batch_size": config_.batch_size, "learner_threads": threads, "duration_s": elapsed,
+            "batch_size": config_.batch_size, "learner_threads": threads, "actor_realtime": realtime,
+            "duration_s": elapsed,
             "updates_per_s": updates / elapsed, "env_steps_per_s": len(periods) / elapsed,
             "weight_pulls_per_s": pulls / elapsed, "period_p50_ms": float(np.percentile(p, 50)),
             "period_p99_ms": float(np.percentile(p, 99)), "period_max_ms": float(p.max()),
@@ -246,6 +253,8 @@ def main() -> None:
     parser.add_argument("--pipelines", default="shared,queue", help="comma list of: shared,queue")
     parser.add_argument("--learner_threads", type=int, default=1, help="torch threads of the learner")
     parser.add_argument("--nice", type=int, default=5, help="nice increment of the learner process")
+    parser.add_argument("--actor_priority", type=int, default=None,
+                        help="run the acting loop under SCHED_FIFO at this priority (1-99; needs root)")
     parser.add_argument("--serial_seconds", type=float, default=15.0, help="0 skips the serial ceiling")
     parser.add_argument("--out", default="benchmark_learner.json", help="JSON output path")
     args = parser.parse_args()
@@ -255,7 +264,8 @@ def main() -> None:
             for threads in (1, 2):
                 serial[f"{config}/{threads}"] = serial_ceiling(config, threads, args.serial_seconds)
         for pipeline in args.pipelines.split(","):
-            results.append(run(config, pipeline, args.duration, args.learner_threads, args.nice, prefill=1000))
+            results.append(run(config, pipeline, args.duration, args.learner_threads, args.nice, prefill=1000,
+                               actor_priority=args.actor_priority))
             r = results[-1]
             print(f"{config:5s} {pipeline:6s} updates/s {r['updates_per_s']:6.2f}  env steps/s "
                   f"{r['env_steps_per_s']:5.1f}  period p50/p99/max {r['period_p50_ms']:.1f}/"

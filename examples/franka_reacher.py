@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--agent_action_repeat", default=1, type=int, help="repeat each policy action this many steps")
     a("--episode_length", default=4.0, type=float, help="episode length, s")
     a("--dt", default=0.04, type=float, help="action cycle, s")
+    a("--realtime_priority", default=None, type=int,
+      help="run the action cycle under SCHED_FIFO at this priority (1-99; needs root or CAP_SYS_NICE)")
     # replay buffer
     a("--replay_buffer_capacity", default=100_000, type=int, help="transitions kept")
     a("--rad_offset", type=float, help="random-crop margin per side, fraction of the image")
@@ -126,7 +128,8 @@ def make_env(args: argparse.Namespace):
 
     import rtrl_env  # noqa: F401  (registers the ids)
     kwargs = dict(backend=args.backend, dt=args.dt, episode_length_s=args.episode_length,
-                  image_width=args.image_width, image_height=args.image_height, frame_stack=args.image_history)
+                  image_width=args.image_width, image_height=args.image_height, frame_stack=args.image_history,
+                  realtime_priority=args.realtime_priority)
     if args.backend == "sim":
         from communicators.target.target_motion import TargetConfig
         kwargs["target"] = TargetConfig(mode=args.target_type)
@@ -155,12 +158,14 @@ def agent_file(path: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     resume_dir = args.resume
     if resume_dir:
         with open(os.path.join(resume_dir, "args.json")) as f:
             saved = json.load(f)
-        args = argparse.Namespace(**{**saved, "resume": resume_dir, "eval": False})
+        # Defaults first: a run saved before a flag existed resumes with that flag's default.
+        args = argparse.Namespace(**{**vars(parser.parse_args([])), **saved, "resume": resume_dir, "eval": False})
     agent_config = resolve(args)
     run_dir = resume_dir or os.path.join(args.work_dir, "results", run_name(args))
     if args.eval and not args.load_model:

@@ -193,6 +193,9 @@ class RTRLBaseEnv(gym.Env):
             self._wait_for_first_data()
             if self._run_mode == "multiprocess":
                 self._start_polling_loop()
+            if self._realtime_priority is not None or self._cpu_affinity:
+                # The stepping thread is the caller's: close() gives it its scheduler back.
+                self._caller_scheduler = (os.sched_getscheduler(0), os.sched_getparam(0), os.sched_getaffinity(0))
             enable_realtime(self._realtime_priority, self._cpu_affinity)
         except BaseException:
             self.close()
@@ -232,6 +235,7 @@ class RTRLBaseEnv(gym.Env):
         if os.getpid() != self._owner_pid:  # a polling-loop child never closes the parent's processes
             return
         self._running, self._closed = False, True
+        self._restore_caller_scheduler()
         procs = list(self._all_comms.values())
         if self._polling_loop is not None:
             procs.insert(0, self._polling_loop)
@@ -245,6 +249,14 @@ class RTRLBaseEnv(gym.Env):
                 errors.append(f"{proc.name}: {err}")
         if errors:
             raise EnvError("closing left errors: " + "; ".join(errors))
+
+    def _restore_caller_scheduler(self) -> None:
+        if getattr(self, "_caller_scheduler", None) is None:
+            return
+        policy, param, cpus = self._caller_scheduler
+        self._caller_scheduler = None
+        os.sched_setscheduler(0, policy, param)  # lowering one's own priority is always allowed
+        os.sched_setaffinity(0, cpus)
 
     def __enter__(self) -> "RTRLBaseEnv":
         self.start()

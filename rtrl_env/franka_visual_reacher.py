@@ -182,7 +182,8 @@ class FrankaVisualReacher(RTRLBaseEnv):
                          "actuated": name == "robot"}
                   for name, comm in self._comms.items()}
         return dict(communicator_setups=setups, action_dim=self._scaler.dim,
-                    observation_dim=None, run_mode=self.config.run_mode, dt=self.config.dt)
+                    observation_dim=None, run_mode=self.config.run_mode, dt=self.config.dt,
+                    realtime_priority=self.config.realtime_priority)
 
     # ----- Gymnasium API ------------------------------------------------------------------
 

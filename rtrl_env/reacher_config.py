@@ -50,6 +50,9 @@ class FrankaVisualReacherConfig:
         new_target_timeout_s: after requesting a new target at reset, wait at most this long (s)
             for the target and then a camera frame that shows it.
         run_mode: the base env's run mode, "multiprocess" or "singlethread".
+        realtime_priority: SCHED_FIFO priority (1..99) of the stepping thread and the polling
+            loop, so a learner at full load cannot delay the cycle; None keeps the normal
+            scheduler. Needs root or CAP_SYS_NICE (otherwise a warning, and the normal scheduler).
     """
 
     joints: tuple[int, ...] = ALL_JOINTS
@@ -73,6 +76,7 @@ class FrankaVisualReacherConfig:
     extra_sensors: dict[str, ExtraSensor] = field(default_factory=dict)
     new_target_timeout_s: float = 2.0
     run_mode: str = "multiprocess"
+    realtime_priority: int | None = None
 
     def __post_init__(self) -> None:
         self.joints = check_joints(self.joints)
@@ -118,6 +122,10 @@ class FrankaVisualReacherConfig:
         if self.run_mode not in ("multiprocess", "singlethread"):
             raise ValueError(f"run_mode={self.run_mode!r}: expected 'multiprocess' or "
                              "'singlethread'")
+        if self.realtime_priority is not None and not (
+                isinstance(self.realtime_priority, (int, np.integer)) and 1 <= self.realtime_priority <= 99):
+            raise ValueError(f"FrankaVisualReacherConfig.realtime_priority={self.realtime_priority!r}: "
+                             "expected None or an int in 1..99")
 
     @property
     def episode_steps(self) -> int:

@@ -15,7 +15,7 @@ import torch
 from sac.augment import center_crop, crop_size, random_crop
 from sac.config import AgentConfig
 from sac.losses import actor_loss, alpha_loss, critic_loss, td_target
-from sac.models import Actor, Critic, Encoder, Policy, init_weights
+from sac.models import Actor, Critic, Encoder, Policy, init_weights, pixels
 from sac.replay_buffer import Batch
 
 
@@ -119,8 +119,9 @@ class SACAgent:
         alpha = self.log_alpha.detach().exp()
 
         with torch.no_grad():
-            target = td_target(self.actor, self.target_critic, self.encoder(next_image, next_proprio),
-                               self.target_encoder(next_image, next_proprio), reward, terminated,
+            next_pixels = pixels(next_image)  # converted once for both encoders
+            target = td_target(self.actor, self.target_critic, self.encoder(next_pixels, next_proprio),
+                               self.target_encoder(next_pixels, next_proprio), reward, terminated,
                                cfg.discount, alpha, gen)
         features = self.encoder(image, proprio)  # (B, F), with gradient into the encoder
         loss, info = critic_loss(self.critic, features, action, target)

@@ -49,7 +49,9 @@ def random_crop(images: torch.Tensor, out_h: int, out_w: int,
                        if generator is not None else "cpu").tolist()
     dx = torch.randint(0, w - out_w + 1, (b,), generator=generator, device=generator.device
                        if generator is not None else "cpu").tolist()
-    out = images.new_empty((b, c, out_h, out_w))
+    # Channels-last output: the crop copy does the layout change on uint8, so the encoder's
+    # float conversion is a plain elementwise pass (a transposing float copy costs ~3x more).
+    out = images.new_empty((b, c, out_h, out_w)).contiguous(memory_format=torch.channels_last)
     # One slice copy per sample: ~50x faster on CPU than a gather with index tensors.
     for i, (y, x) in enumerate(zip(dy, dx)):
         out[i] = images[i, :, y:y + out_h, x:x + out_w]

@@ -43,6 +43,14 @@ class SpatialSoftmax(nn.Module):
         return (attention @ self.pos).reshape(b, 2 * c)  # (B, C, 2) -> (B, 2C)
 
 
+def pixels(image: torch.Tensor) -> torch.Tensor:
+    """uint8 frames (B, 3k, H, W) -> float32 channels-last, still 0..255 (the encoder's first
+    convolution scales by 1/255). Channels-last halves the convolution backward pass on CPU
+    (oneDNN), measured in examples/benchmark_learner.py; a uint8 input that is already
+    channels-last (``random_crop``'s output) converts with a plain elementwise pass."""
+    return image.to(dtype=torch.float32, memory_format=torch.channels_last)
+
+
 class Encoder(nn.Module):
     """Convolutions over stacked uint8 frames, joined with the proprioception.
 
@@ -77,12 +85,15 @@ class Encoder(nn.Module):
         self.bf16 = config.bf16
 
     def forward(self, image: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
-        """(B, 3k, H, W) uint8 + (B, P) float -> (B, feature_dim) float32."""
-        # The one place where pixels become [0, 1] floats. Channels-last halves the convolution
-        # backward pass on CPU (oneDNN), measured in examples/benchmark_learner.py.
-        x = image.to(dtype=torch.float32, memory_format=torch.channels_last).div_(255.0)
+        """(B, 3k, H, W) uint8 frames, or their :func:`pixels`, + (B, P) float -> (B, feature_dim) float32."""
+        x = image if image.is_floating_point() else pixels(image)
+        first, *rest = self.convs
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            h = self.convs(x)
+            # Pixels become [0, 1] here, through the weights: scaling 3x3 kernels instead of the
+            # whole image saves a pass over the largest tensor of the update.
+            h = F.conv2d(x, first.weight / 255.0, first.bias, first.stride)
+            for layer in rest:
+                h = layer(h)
         return torch.cat([self.head(h.float()), proprio], dim=-1)
 
 

@@ -186,6 +186,12 @@ def test_misspelled_argument_is_refused_listing_the_valid_ones():
         gymnasium.make("FrankaVisualReacher-v0", frame_stak=4)
 
 
+@pytest.mark.parametrize("priority", [0, 100, 5.5])
+def test_a_realtime_priority_outside_1_to_99_is_refused_by_name(priority):
+    with pytest.raises(ValueError, match=rf"realtime_priority={priority!r}: expected None or an int in 1\.\.99"):
+        gymnasium.make("FrankaVisualReacher-v0", realtime_priority=priority)
+
+
 def test_close_leaves_no_process_or_shared_memory_and_can_be_repeated():
     segments, before = _segments(), _descendants()
     env = gymnasium.make("FrankaVisualReacher2-v0", episode_length_s=0.2)
