@@ -14,6 +14,7 @@ The learner runs flat out (no update cap). Prints a table and writes JSON. Not a
 depend on the machine and its load.
 
     python examples/benchmark_learner.py --duration 60 --out benchmark_learner.json
+    python examples/benchmark_learner.py --profile --configs seed     # where an update's time goes
 """
 from __future__ import annotations
 
@@ -246,6 +247,26 @@ def serial_ceiling(config: str, threads: int, seconds: float) -> float:
         replay.close()
 
 
+def profile_update(config: str, threads: int, updates: int = 5) -> str:
+    """torch profiler table (self CPU time per op) of ``updates`` updates on one fixed batch."""
+    shape = CONFIGS[config][1]
+    torch.set_num_threads(threads)
+    agent = SACAgent(shape, PROPRIO_DIM, ACTION_DIM, agent_config(config))
+    replay = SharedReplayBuffer(shape, PROPRIO_DIM, ACTION_DIM, capacity=1000)
+    stream = SyntheticStream(shape)
+    try:
+        for _ in range(500):
+            replay.add(*stream.step(np.zeros(ACTION_DIM, np.float32)))
+        batch = replay.sample(agent.config.batch_size, agent.np_rng)
+        agent.update(batch)  # warm-up
+        with torch.profiler.profile() as prof:
+            for _ in range(updates):
+                agent.update(batch)
+        return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
+    finally:
+        replay.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per pipeline run")
@@ -257,7 +278,13 @@ def main() -> None:
                         help="run the acting loop under SCHED_FIFO at this priority (1-99; needs root)")
     parser.add_argument("--serial_seconds", type=float, default=15.0, help="0 skips the serial ceiling")
     parser.add_argument("--out", default="benchmark_learner.json", help="JSON output path")
+    parser.add_argument("--profile", action="store_true",
+                        help="only print where an update's time goes (torch profiler), per config")
     args = parser.parse_args()
+    if args.profile:
+        for config in args.configs.split(","):
+            print(f"{config}, {args.learner_threads} thread(s):\n{profile_update(config, args.learner_threads)}")
+        return
     results, serial = [], {}
     for config in args.configs.split(","):
         if args.serial_seconds > 0:

@@ -15,10 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-
-from sac.agent import SACAgent  # noqa: E402
-from sac.config import get_preset  # noqa: E402
-from sac.replay_buffer import SharedReplayBuffer  # noqa: E402
+from sac.agent import SACAgent
+from sac.config import get_preset
+from sac.replay_buffer import SharedReplayBuffer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "examples", "franka_reacher.py")
