@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from communicators.errors import EnvError  # noqa: E402
 from examples.franka_reacher_loop import CtrlC, RunState, evaluate, save, summary, train  # noqa: E402
 from sac.agent import SACAgent  # noqa: E402
 from sac.async_learner import AsyncLearner, LearnerConfig  # noqa: E402
@@ -157,6 +158,20 @@ def agent_file(path: str) -> str:
     return candidate
 
 
+def save_after_env_error(args, run_dir: str, env, agent, replay, learner, state: RunState, err: EnvError) -> int:
+    """A device or the env's loop failed mid-run: the arm is stopped, the learning is intact. Keep it."""
+    print(f"the environment failed at step {state.step}: {err}", file=sys.stderr, flush=True)
+    try:
+        env.close()
+    except EnvError as close_err:  # the failed process may fail its close too; the save matters more
+        print(f"closing the environment: {close_err}", file=sys.stderr, flush=True)
+    if args.save_model:
+        path = save(run_dir, agent, replay, learner, state)
+        print(f"saved {path} (step {state.step}, episode {state.episode}); continue with --resume {run_dir} "
+              f"once the device works again", file=sys.stderr, flush=True)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -220,7 +235,10 @@ def main(argv: list[str] | None = None) -> int:
             learner.wait_ready()
         else:
             torch.set_num_threads(1)  # one core for the loop and its inline updates; the sim has the other
-        train(args, run_dir, env, agent, replay, learner, logger, state, stop)
+        try:
+            train(args, run_dir, env, agent, replay, learner, logger, state, stop)
+        except EnvError as err:
+            return save_after_env_error(args, run_dir, env, agent, replay, learner, state, err)
         env.close()  # the robot stops before a save that may take a while
         figures = summary(args, state, learner.num_updates if learner is not None else agent.num_updates)
         with open(os.path.join(run_dir, "summary.json"), "w") as f:

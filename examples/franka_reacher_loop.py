@@ -87,56 +87,58 @@ def train(args: argparse.Namespace, run_dir: str, env, agent, replay, learner, l
     stop.arm()  # every process is up now
     action = np.zeros(env.action_space.shape, np.float32)
     ep_return, ep_steps, ep_start, ep_periods, last = 0.0, 0, time.monotonic(), [], None
-    while state.step < total and not stop.requested:
-        if args.time_limit and time.monotonic() - t_start > args.time_limit:
-            break
-        if learner is not None:
-            learner.raise_if_failed()
-            learner.set_env_step(state.step)
-            learner.pull_weights(agent.policy)  # newest weights, if any; never waits
-        if state.step < args.init_step:
-            if ep_steps % args.random_action_repeat == 0:
-                action = state.action_rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
-        elif ep_steps % args.agent_action_repeat == 0:
-            action = agent.act(obs)
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        now = time.monotonic()
-        if last is not None:  # recorded per step, so a run cut short still reports its cycle
-            ep_periods.append(now - last)
-            state.periods.append(now - last)
-        last = now
-        replay.add(obs, action, reward, next_obs, terminated)
-        state.step += 1
-        ep_return += reward
-        ep_steps += 1
-        obs = next_obs
+    try:
+        while state.step < total and not stop.requested:
+            if args.time_limit and time.monotonic() - t_start > args.time_limit:
+                break
+            if learner is not None:
+                learner.raise_if_failed()
+                learner.set_env_step(state.step)
+                learner.pull_weights(agent.policy)  # newest weights, if any; never waits
+            if state.step < args.init_step:
+                if ep_steps % args.random_action_repeat == 0:
+                    action = state.action_rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+            elif ep_steps % args.agent_action_repeat == 0:
+                action = agent.act(obs)
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            now = time.monotonic()
+            if last is not None:  # recorded per step, so a run cut short still reports its cycle
+                ep_periods.append(now - last)
+                state.periods.append(now - last)
+            last = now
+            replay.add(obs, action, reward, next_obs, terminated)
+            state.step += 1
+            ep_return += reward
+            ep_steps += 1
+            obs = next_obs
+            if bar is not None:
+                bar.update(1)
+                if state.step >= args.init_step:
+                    bar.close()
+                    bar = None
+            if learner is None and state.step > args.init_step:
+                # Serial baseline: the update runs inside the action cycle.
+                info = agent.update(replay.sample(agent.config.batch_size, agent.np_rng))
+                info.pop("train/num_updates")  # a counter, logged once per episode, not averaged
+                for key, value in info.items():
+                    logger.log(key, value, state.step)
+            if terminated or truncated:
+                state.episode += 1
+                if bar is not None:
+                    bar.clear()  # the console line goes on a clean line; the bar redraws below it
+                _log_episode(logger, state, learner, agent, ep_return, now - ep_start, ep_periods,
+                             time.monotonic() - t_start, args.dt * 1e3)
+                if bar is not None:
+                    bar.refresh()
+                if args.save_model and state.step - state.last_save_step >= args.save_model_freq:
+                    state.wall_time_s = time.monotonic() - t_start
+                    save(run_dir, agent, replay, learner, state)
+                obs, _ = env.reset()
+                ep_return, ep_steps, ep_start, ep_periods, last = 0.0, 0, time.monotonic(), [], None
+    finally:  # also when the env or the learner fails: a save after that needs the time
+        state.wall_time_s = time.monotonic() - t_start
         if bar is not None:
-            bar.update(1)
-            if state.step >= args.init_step:
-                bar.close()
-                bar = None
-        if learner is None and state.step > args.init_step:
-            # Serial baseline: the update runs inside the action cycle.
-            info = agent.update(replay.sample(agent.config.batch_size, agent.np_rng))
-            info.pop("train/num_updates")  # a counter, logged once per episode, not averaged
-            for key, value in info.items():
-                logger.log(key, value, state.step)
-        if terminated or truncated:
-            state.episode += 1
-            if bar is not None:
-                bar.clear()  # the console line goes on a clean line; the bar redraws below it
-            _log_episode(logger, state, learner, agent, ep_return, now - ep_start, ep_periods,
-                         time.monotonic() - t_start, args.dt * 1e3)
-            if bar is not None:
-                bar.refresh()
-            if args.save_model and state.step - state.last_save_step >= args.save_model_freq:
-                state.wall_time_s = time.monotonic() - t_start
-                save(run_dir, agent, replay, learner, state)
-            obs, _ = env.reset()
-            ep_return, ep_steps, ep_start, ep_periods, last = 0.0, 0, time.monotonic(), [], None
-    state.wall_time_s = time.monotonic() - t_start
-    if bar is not None:
-        bar.close()
+            bar.close()
 
 
 def _log_episode(logger, state: RunState, learner, agent, ep_return: float, duration: float,

@@ -143,6 +143,40 @@ def test_ctrl_c_saves_a_loadable_checkpoint_and_resume_continues_the_counts(tmp_
     assert first.startswith(f"| train | E: {state['episode'] + 1} | S: {state['step'] + 25} |")
 
 
+def device_processes(pgid: int) -> list[int]:
+    """The sim's device processes in the group: children of its forkserver."""
+    def cmdline(pid: int) -> str:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def parent(pid: int) -> int:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+
+    servers = {pid for pid in group_alive(pgid) if "forkserver" in cmdline(pid)}
+    return [pid for pid in group_alive(pgid) if parent(pid) in servers]
+
+
+@pytest.mark.timeout(300)
+def test_a_device_that_dies_mid_run_stops_the_run_with_a_message_and_a_checkpoint(tmp_path):
+    args = [*SMALL, "--async_mode", "--env_step", "100000", "--save_model_freq", "100000",
+            "--work_dir", str(tmp_path)]
+    proc = start(args)
+    seen = []
+    for line in proc.stdout:  # wait for the first learning episode
+        seen.append(line)
+        if line.startswith("| train | E: 3 "):
+            break
+    devices = device_processes(proc.pid)
+    assert devices, "found no device process to kill"
+    os.kill(devices[0], signal.SIGKILL)
+    out = "".join(seen) + finish(proc, timeout=120)
+    assert proc.returncode == 1, out[-2000:]
+    assert "the environment failed at step" in out and "continue with --resume" in out, out[-2000:]
+    state = assert_complete_checkpoint(run_dir_of(str(tmp_path)))
+    assert state["step"] >= 75 and state["episode"] >= 3  # saved where it failed, not at a periodic save
+
+
 @pytest.mark.timeout(200)
 def test_existing_results_directory_gets_a_clear_message_and_eval_runs_a_checkpoint(tmp_path):
     proc = start([*SMALL, "--env_step", "0", "--work_dir", str(tmp_path)])
