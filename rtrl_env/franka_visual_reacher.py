@@ -259,11 +259,16 @@ class FrankaVisualReacher(RTRLBaseEnv):
     def _reset_(self) -> None:
         goal = jittered_home(self.np_random, self.config.joints, self.config.home_jitter,
                              self._home)
-        robot = self._comms["robot"]
-        self._homing.run(goal, read_state=self._arm_state,
-                         send=lambda dq: robot.actuator_buffer.write(dq),
+        self._homing.run(goal, read_state=self._arm_state, send=self._send_homing_velocity,
                          wait=lambda: time.sleep(self.config.homing.period_s))
         self._request_new_target()
+
+    def _send_homing_velocity(self, dq: np.ndarray) -> None:
+        if self._closed:
+            # A process died during homing and the env closed them all: the robot's communicator
+            # stopped the arm as it closed, and its buffers are gone. Let that EnvError through.
+            return
+        self._comms["robot"].actuator_buffer.write(dq)
 
     # ----- helpers --------------------------------------------------------------------------
 

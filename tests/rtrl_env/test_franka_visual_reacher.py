@@ -213,3 +213,29 @@ def test_a_camera_that_cannot_open_fails_construction_and_frees_the_shared_memor
         gymnasium.make("FrankaVisualReacher2-v0", camera=lambda built: OpenCVCameraCommunicator(
             OpenCVCameraConfig(source="/nonexistent/video.avi")))
     assert _segments() - segments == set()  # the arm's and target's buffers were closed
+
+
+def test_an_arm_that_dies_while_homing_makes_reset_raise_env_error_and_frees_everything():
+    import threading
+    import time
+
+    from communicators.errors import EnvError
+
+    segments, before = _segments(), _descendants()
+    env = gymnasium.make("FrankaVisualReacher2-v0")
+    try:
+        env.reset(seed=0)
+        for _ in range(25):  # 1 s at full speed: far enough from home that homing takes a while
+            env.step(np.ones(2, np.float32))
+        robot = env.unwrapped._comms["robot"]
+        killer = threading.Timer(0.2, lambda: os.kill(robot.pid, 9))
+        killer.start()
+        start = time.monotonic()
+        with pytest.raises(EnvError, match=r"'robot \(FrankaSimCommunicator\)' died"):
+            env.reset()
+        killer.join()
+        assert time.monotonic() - start > 0.2  # it died during the homing move, not before it
+    finally:
+        env.close()
+    assert _descendants() - before == set()
+    assert _segments() - segments == set()
