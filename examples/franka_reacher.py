@@ -214,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         replay = SharedReplayBuffer(space["image"].shape, space["proprioception"].shape[0],
                                     env.action_space.shape[0], args.replay_buffer_capacity)
+        print(f"replay buffer: {replay.capacity} transitions, {replay.frame_capacity} frames of "
+              f"3x{args.image_height}x{args.image_width} uint8, {replay.nbytes / 1e9:.2f} GB of shared memory",
+              flush=True)
         state = RunState(action_rng=np.random.default_rng(args.seed))
         if resume_dir:
             checkpoint = latest_checkpoint(os.path.join(run_dir, "model"))

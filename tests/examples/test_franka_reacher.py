@@ -95,6 +95,8 @@ def test_a_short_run_trains_logs_checkpoints_and_exits_cleanly(tmp_path, mode):
     run_dir = run_dir_of(str(tmp_path))
     assert os.path.basename(run_dir) == (f"{'SACv2' if mode else 'SACv0'}_reaching_dt=0.04_bs=16_"
                                          f"dim=64*48_3")
+    assert re.search(r"^replay buffer: 2000 transitions, \d+ frames of 3x48x64 uint8, \d+\.\d\d GB of shared memory$",
+                     out, re.M), out[:2000]
     lines = [line for line in out.splitlines() if line.startswith("| train |")]
     assert len(lines) == 6 and all(LINE.match(line) for line in lines), out[-2000:]
     assert float(lines[-1].rsplit("NUM: ", 1)[1]) > 0  # it learned
