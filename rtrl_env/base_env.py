@@ -193,7 +193,7 @@ class RTRLBaseEnv(gym.Env):
             self._wait_for_first_data()
             if self._run_mode == "multiprocess":
                 self._start_polling_loop()
-            if self._realtime_priority is not None or self._cpu_affinity:
+            if (self._realtime_priority is not None or self._cpu_affinity) and hasattr(os, "sched_getscheduler"):
                 # The stepping thread is the caller's: close() gives it its scheduler back.
                 self._caller_scheduler = (os.sched_getscheduler(0), os.sched_getparam(0), os.sched_getaffinity(0))
             enable_realtime(self._realtime_priority, self._cpu_affinity)
@@ -235,7 +235,6 @@ class RTRLBaseEnv(gym.Env):
         if os.getpid() != self._owner_pid:  # a polling-loop child never closes the parent's processes
             return
         self._running, self._closed = False, True
-        self._restore_caller_scheduler()
         procs = list(self._all_comms.values())
         if self._polling_loop is not None:
             procs.insert(0, self._polling_loop)
@@ -247,6 +246,7 @@ class RTRLBaseEnv(gym.Env):
                 proc.close()
             except Exception as err:  # noqa: BLE001 - close the others whatever happens
                 errors.append(f"{proc.name}: {err}")
+        self._restore_caller_scheduler()  # after the processes: nothing may keep them running
         if errors:
             raise EnvError("closing left errors: " + "; ".join(errors))
 

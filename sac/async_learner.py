@@ -17,11 +17,13 @@ lost. The learner exits by itself when the parent dies.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import multiprocessing
 import os
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -114,17 +116,18 @@ class AsyncLearner:
         self._ctx = ctx
         self._spec = (agent.image_shape, agent.proprio_dim, agent.action_dim, agent.config)
         self._restart_state = _to_bytes(agent.state_dict())  # what a restarted learner resumes from
-        self._process = self._new_process()
+        self._state_file: str | None = None
+        self._process = self._new_process(self._restart_state)
         self._save_requests = 0
         self._stopping = False
         self._error: str | None = None
         self.restarts = 0
         """How many times the learner was restarted after a failure."""
 
-    def _new_process(self) -> multiprocessing.Process:
+    def _new_process(self, state: bytes | str) -> multiprocessing.Process:
         return self._ctx.Process(
             target=_learner_main, name="sac-learner", daemon=True,
-            args=(self._spec, self._restart_state, self.replay, self.weights, self._control, self._stats,
+            args=(self._spec, state, self.replay, self.weights, self._control, self._stats,
                   self._cmd_recv, self._err_send, self.config, os.getpid()))
 
     # --------------------------------------------------------------- lifecycle
@@ -159,6 +162,7 @@ class AsyncLearner:
             if self._process.is_alive():
                 self._process.kill()
                 self._process.join()
+        self._remove_state_file()
         for conn in (self._cmd_recv, self._cmd_send, self._err_recv, self._err_send):
             conn.close()
         self._counters = None  # a view into the segment about to be unmapped
@@ -187,21 +191,36 @@ class AsyncLearner:
                                f"(version {self.weights.pulled_version}).\n{self._error}")
 
     def _restart(self) -> None:
+        # Runs inside the action loop, so nothing here may wait for the new process.
         error, self._error = self._error, None
         self.restarts += 1
-        self._process.join(2.0)  # it reported its traceback and is exiting
+        self._process.join(0.5)  # it reported its traceback and is exiting
         if self._process.is_alive():
             self._process.kill()
             self._process.join()
         state = torch.load(io.BytesIO(self._restart_state), weights_only=False)
         self._counters[_NUM_UPDATES] = state["num_updates"]
-        self._stats_last[:] = 0.0  # the new learner's running sums start from zero
+        # The new learner's running sums start from zero: the next stats() is measured from here.
+        self._stats_last[:] = 0.0
+        self._stats_version = self._stats.version
         print(f"the SAC learner process failed; restarting it ({self.restarts} of "
               f"{self.config.max_restarts}) from the agent state of update {state['num_updates']}. "
               f"The actor keeps its weights until the new learner publishes.\n{error}",
               file=sys.stderr, flush=True)
-        self._process = self._new_process()
+        # The state goes by file: spawn's start() blocks until the child has read its arguments,
+        # which it does only after importing torch (seconds), and megabytes overflow the pipe.
+        self._remove_state_file()
+        fd, self._state_file = tempfile.mkstemp(prefix="sac_learner_state_", suffix=".pt")
+        with os.fdopen(fd, "wb") as f:
+            f.write(self._restart_state)
+        self._process = self._new_process(self._state_file)
         self._process.start()
+
+    def _remove_state_file(self) -> None:
+        if self._state_file is not None:
+            with contextlib.suppress(FileNotFoundError):  # the learner deletes it once loaded
+                os.unlink(self._state_file)
+            self._state_file = None
 
     def set_env_step(self, step: int) -> None:
         """Tells the learner how many env steps were taken (drives the update cap)."""
@@ -259,12 +278,19 @@ def _to_bytes(state: dict) -> bytes:
     return buffer.getvalue()
 
 
-def _learner_main(spec, state: bytes, replay: SharedReplayBuffer, weights: WeightPublisher,
+def _learner_main(spec, state: bytes | str, replay: SharedReplayBuffer, weights: WeightPublisher,
                   control: SharedArrays, stats: VersionedArray, cmd_conn, err_conn,
                   config: LearnerConfig, parent_pid: int) -> None:
     # Ctrl-C reaches the whole process group; the parent decides when the learner stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
+        if os.sched_getscheduler(0) != os.SCHED_OTHER:
+            # Started from a real-time action loop (a restart): never compete with it at its priority.
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        if isinstance(state, str):  # a file the parent wrote for a restart
+            with open(state, "rb") as f:
+                path, state = state, f.read()
+            os.unlink(path)
         torch.set_num_threads(config.num_threads)
         if config.nice:
             os.nice(config.nice)

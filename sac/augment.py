@@ -40,7 +40,8 @@ def random_crop(images: torch.Tensor, out_h: int, out_w: int,
         generator: torch RNG for the offsets (for reproducible training).
 
     Returns:
-        (B, C, out_h, out_w) tensor, a new contiguous copy.
+        (B, C, out_h, out_w) tensor: a new copy in channels-last memory layout, or ``images``
+        itself when the crop is the whole image.
     """
     b, c, h, w = images.shape
     if out_h == h and out_w == w:
