@@ -9,7 +9,12 @@ RUN_ARGS ?= --async_mode
 
 .PHONY: run test install install-ros install-franka-sim benchmark clean
 
+# Debian's python3 needs python3-venv for `-m venv`; MuJoCo's headless EGL rendering needs the
+# GL dispatch libraries and Mesa's software EGL/GL drivers (no GPU needed).
+SYSTEM_PACKAGES := python3-venv libegl1 libopengl0 libegl-mesa0 libgl1-mesa-dri
+
 $(VENV)/.installed: setup.py
+	bash scripts/apt_install.sh $(SYSTEM_PACKAGES)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[sim,camera,sac,dev]'

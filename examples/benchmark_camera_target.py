@@ -53,6 +53,12 @@ def _poll_frames(buffer, duration: float) -> tuple[np.ndarray, np.ndarray, np.nd
     return np.array(idxs), np.array(stamps), np.array(ages)
 
 
+def _wait_for_first_write(comm) -> None:
+    while comm.sensor_buffer.num_writes == 0:
+        comm.raise_if_failed()
+        time.sleep(0.001)
+
+
 def bench_camera(width: int, height: int, fps: float, duration: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.avi"
@@ -60,9 +66,7 @@ def bench_camera(width: int, height: int, fps: float, duration: float) -> dict:
         comm = OpenCVCameraCommunicator(OpenCVCameraConfig(source=str(path), width=width, height=height))
         comm.start()
         try:
-            while comm.sensor_buffer.num_writes == 0:
-                comm.raise_if_failed()
-                time.sleep(0.001)
+            _wait_for_first_write(comm)
             idxs, stamps, ages = _poll_frames(comm.sensor_buffer, duration)
             comm.raise_if_failed()
         finally:
@@ -83,9 +87,7 @@ def bench_target(rate_hz: float, duration: float, requests: int) -> dict:
     comm = SimTargetCommunicator(config)
     comm.start()
     try:
-        while comm.sensor_buffer.num_writes == 0:
-            comm.raise_if_failed()
-            time.sleep(0.001)
+        _wait_for_first_write(comm)
         idxs, stamps, _ = _poll_frames(comm.sensor_buffer, duration)
         latencies = []
         for episode in range(1, requests + 1):

@@ -19,6 +19,7 @@ depend on the machine and its load.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import multiprocessing
@@ -227,28 +228,9 @@ def run(config: str, pipeline: str, duration: float, threads: int, nice: int, pr
             "actor_work_p99_ms": float(np.percentile(np.array(work) * 1e3, 99))}
 
 
-def serial_ceiling(config: str, threads: int, seconds: float) -> float:
-    """Updates/s of the update alone, in this process (no actor, no pipeline)."""
-    shape = CONFIGS[config][1]
-    torch.set_num_threads(threads)
-    agent = SACAgent(shape, PROPRIO_DIM, ACTION_DIM, agent_config(config))
-    replay = SharedReplayBuffer(shape, PROPRIO_DIM, ACTION_DIM, capacity=2000)
-    stream = SyntheticStream(shape)
-    try:
-        for _ in range(500):
-            replay.add(*stream.step(np.zeros(ACTION_DIM, np.float32)))
-        agent.update(replay.sample(agent.config.batch_size, agent.np_rng))
-        n, t0 = 0, time.monotonic()
-        while time.monotonic() - t0 < seconds:
-            agent.update(replay.sample(agent.config.batch_size, agent.np_rng))
-            n += 1
-        return n / (time.monotonic() - t0)
-    finally:
-        replay.close()
-
-
-def profile_update(config: str, threads: int, updates: int = 5) -> str:
-    """torch profiler table (self CPU time per op) of ``updates`` updates on one fixed batch."""
+@contextlib.contextmanager
+def _agent_with_data(config: str, threads: int):
+    """An agent for ``config`` (``threads`` torch threads) and a replay buffer of 500 synthetic transitions."""
     shape = CONFIGS[config][1]
     torch.set_num_threads(threads)
     agent = SACAgent(shape, PROPRIO_DIM, ACTION_DIM, agent_config(config))
@@ -257,14 +239,31 @@ def profile_update(config: str, threads: int, updates: int = 5) -> str:
     try:
         for _ in range(500):
             replay.add(*stream.step(np.zeros(ACTION_DIM, np.float32)))
+        yield agent, replay
+    finally:
+        replay.close()
+
+
+def serial_ceiling(config: str, threads: int, seconds: float) -> float:
+    """Updates/s of the update alone, in this process (no actor, no pipeline)."""
+    with _agent_with_data(config, threads) as (agent, replay):
+        agent.update(replay.sample(agent.config.batch_size, agent.np_rng))
+        n, t0 = 0, time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            agent.update(replay.sample(agent.config.batch_size, agent.np_rng))
+            n += 1
+        return n / (time.monotonic() - t0)
+
+
+def profile_update(config: str, threads: int, updates: int = 5) -> str:
+    """torch profiler table (self CPU time per op) of ``updates`` updates on one fixed batch."""
+    with _agent_with_data(config, threads) as (agent, replay):
         batch = replay.sample(agent.config.batch_size, agent.np_rng)
         agent.update(batch)  # warm-up
         with torch.profiler.profile() as prof:
             for _ in range(updates):
                 agent.update(batch)
         return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
-    finally:
-        replay.close()
 
 
 def main() -> None:

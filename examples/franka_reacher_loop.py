@@ -86,7 +86,8 @@ def train(args: argparse.Namespace, run_dir: str, env, agent, replay, learner, l
     obs, _ = env.reset(seed=args.seed + state.episode)
     stop.arm()  # every process is up now
     action = np.zeros(env.action_space.shape, np.float32)
-    ep_return, ep_steps, ep_start, ep_periods, last = 0.0, 0, time.monotonic(), [], None
+    ep_return, ep_steps, ep_start, last = 0.0, 0, time.monotonic(), None
+    ep_first_period = len(state.periods)  # this episode's periods are state.periods[ep_first_period:]
     try:
         while state.step < total and not stop.requested:
             if args.time_limit and time.monotonic() - t_start > args.time_limit:
@@ -103,7 +104,6 @@ def train(args: argparse.Namespace, run_dir: str, env, agent, replay, learner, l
             next_obs, reward, terminated, truncated, _ = env.step(action)
             now = time.monotonic()
             if last is not None:  # recorded per step, so a run cut short still reports its cycle
-                ep_periods.append(now - last)
                 state.periods.append(now - last)
             last = now
             replay.add(obs, action, reward, next_obs, terminated)
@@ -126,15 +126,16 @@ def train(args: argparse.Namespace, run_dir: str, env, agent, replay, learner, l
                 state.episode += 1
                 if bar is not None:
                     bar.clear()  # the console line goes on a clean line; the bar redraws below it
-                _log_episode(logger, state, learner, agent, ep_return, now - ep_start, ep_periods,
-                             time.monotonic() - t_start, args.dt * 1e3)
+                _log_episode(logger, state, learner, agent, ep_return, now - ep_start,
+                             state.periods[ep_first_period:], time.monotonic() - t_start, args.dt * 1e3)
                 if bar is not None:
                     bar.refresh()
                 if args.save_model and state.step - state.last_save_step >= args.save_model_freq:
                     state.wall_time_s = time.monotonic() - t_start
                     save(run_dir, agent, replay, learner, state)
                 obs, _ = env.reset()
-                ep_return, ep_steps, ep_start, ep_periods, last = 0.0, 0, time.monotonic(), [], None
+                ep_return, ep_steps, ep_start, last = 0.0, 0, time.monotonic(), None
+                ep_first_period = len(state.periods)
     finally:  # also when the env or the learner fails: a save after that needs the time
         state.wall_time_s = time.monotonic() - t_start
         if bar is not None:

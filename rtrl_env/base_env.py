@@ -95,6 +95,7 @@ class RTRLBaseEnv(gym.Env):
         self._run_mode, self._dt, self._sleep_time = run_mode, float(dt), sleep_time
         self._pacer = Pacer(dt, pacing, spin_s if busy_loop else 0.0)
         self._realtime_priority, self._cpu_affinity, self._start_method = realtime_priority, cpu_affinity, start_method
+        self._caller_scheduler: tuple | None = None  # the stepping thread's scheduler before start()
         self._rand_obj_ = np.random.RandomState()
         if random_state is not None:
             self._rand_obj_.set_state(random_state)
@@ -251,7 +252,7 @@ class RTRLBaseEnv(gym.Env):
             raise EnvError("closing left errors: " + "; ".join(errors))
 
     def _restore_caller_scheduler(self) -> None:
-        if getattr(self, "_caller_scheduler", None) is None:
+        if self._caller_scheduler is None:
             return
         policy, param, cpus = self._caller_scheduler
         self._caller_scheduler = None

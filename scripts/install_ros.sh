@@ -20,20 +20,7 @@ if [ ! -x "${VENV_DIR}/bin/python" ]; then
     exit 2
 fi
 
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "${pkg}" 2>/dev/null | grep -q "install ok installed"; then
-        missing+=("${pkg}")
-    fi
-done
-
-if [ "${#missing[@]}" -gt 0 ]; then
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-    echo "install_ros.sh: installing ${missing[*]}"
-    ${SUDO} apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive ${SUDO} apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+bash "$(dirname "$0")/apt_install.sh" "${PACKAGES[@]}"
 
 SITE_PACKAGES="$("${VENV_DIR}/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 # "zz-" sorts last among .pth files, so the Debian path is appended after everything else.

@@ -53,6 +53,16 @@ def start(args: list[str]) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
+def read_until(proc: subprocess.Popen, prefix: str) -> list[str]:
+    """The script's output lines up to and including the first that starts with ``prefix``."""
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith(prefix):
+            break
+    return seen
+
+
 def finish(proc: subprocess.Popen, timeout: float) -> str:
     try:
         out, _ = proc.communicate(timeout=timeout)
@@ -112,11 +122,7 @@ def test_a_short_run_trains_logs_checkpoints_and_exits_cleanly(tmp_path, mode):
 def test_ctrl_c_saves_a_loadable_checkpoint_and_resume_continues_the_counts(tmp_path):
     args = [*SMALL, "--async_mode", "--env_step", "100000", "--work_dir", str(tmp_path)]
     proc = start(args)
-    seen = []
-    for line in proc.stdout:  # wait for the second learning episode
-        seen.append(line)
-        if line.startswith("| train | E: 4 "):
-            break
+    seen = read_until(proc, "| train | E: 4 ")  # wait for the second learning episode
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     out = "".join(seen) + finish(proc, timeout=120)
     assert proc.returncode == 0, out[-2000:]
@@ -133,11 +139,7 @@ def test_ctrl_c_saves_a_loadable_checkpoint_and_resume_continues_the_counts(tmp_
     with open(os.path.join(run_dir, "args.json"), "w") as f:
         json.dump(saved, f)
     proc = start(["--resume", run_dir])
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if line.startswith("| train |"):
-            break
+    seen = read_until(proc, "| train |")
     os.killpg(proc.pid, signal.SIGINT)
     out = "".join(seen) + finish(proc, timeout=120)
     assert f"resumed {run_dir}/model/step_{state['step']}" in out
@@ -164,11 +166,7 @@ def test_a_device_that_dies_mid_run_stops_the_run_with_a_message_and_a_checkpoin
     args = [*SMALL, "--async_mode", "--env_step", "100000", "--save_model_freq", "100000",
             "--work_dir", str(tmp_path)]
     proc = start(args)
-    seen = []
-    for line in proc.stdout:  # wait for the first learning episode
-        seen.append(line)
-        if line.startswith("| train | E: 3 "):
-            break
+    seen = read_until(proc, "| train | E: 3 ")  # wait for the first learning episode
     devices = device_processes(proc.pid)
     assert devices, "found no device process to kill"
     os.kill(devices[0], signal.SIGKILL)
