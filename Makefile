@@ -4,7 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
-export MUJOCO_GL ?= egl
+
 RUN_ARGS ?= --async_mode
 
 .PHONY: run test install install-ros install-franka-sim benchmark clean

@@ -1,6 +1,3 @@
 """Repository-root conftest: puts the repository on sys.path (so tests import tests.support
-helpers, also in spawned children) and renders headless unless told otherwise."""
-import os
-
-# MuJoCo picks its OpenGL backend at first import; with no display only EGL (or OSMesa) works.
-os.environ.setdefault("MUJOCO_GL", "egl")
+helpers, also in spawned children). Headless rendering (MUJOCO_GL=egl) is set by
+communicators.sim.physics, which every test that renders imports before mujoco."""

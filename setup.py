@@ -25,7 +25,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["communicators*", "rtrl_env*", "sac*"]),
     # The ROS backend generates franka_core_msgs classes from these when no catkin workspace has them.
-    package_data={"communicators.ros": ["msg/*/*.msg", "README.md"]},
+    package_data={"communicators.franka.ros": ["msg/*/*.msg", "README.md"]},
     install_requires=[
         "numpy>=1.26",
         "gymnasium>=1.0",

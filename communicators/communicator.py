@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from communicators.errors import CommunicatorError
-from communicators.pacing import Pacer
+from communicators.realtime import Pacer
 from communicators.shared_buffer import SharedBuffer
 
 _ERROR_BYTES = 16384
@@ -180,6 +180,10 @@ class Communicator(multiprocessing.Process):
             return dict.fromkeys(_STATS_FIELDS, 0)
         values, _, _ = self._stats_buffer.read()
         return dict(zip(_STATS_FIELDS, (int(v) for v in values[0])))
+
+    def request_stop(self) -> None:
+        """Tells the child to stop, without waiting (``close`` waits). Lets several stop at once."""
+        self._stop_event.set()
 
     def close(self, timeout: float = 3.0) -> None:
         """Stops the child gracefully (stop flag, join), then terminates it. Idempotent.

@@ -1,4 +1,9 @@
-"""Every exception the framework raises on purpose, under one base class."""
+"""Errors of the device layer, under the one base class every error of the framework shares.
+
+The env's errors live in ``rtrl_env.errors`` and the learner's in ``sac.errors``; all of them
+derive from :class:`RTRLError`, so ``except RTRLError`` catches anything the framework raises on
+purpose.
+"""
 
 
 class RTRLError(Exception):
@@ -13,17 +18,5 @@ class CommunicatorError(RTRLError):
     """A communicator process failed; the message names it and carries the child traceback."""
 
 
-class EnvError(RTRLError):
-    """The environment cannot go on: a child process or the polling loop died."""
-
-
 class DeviceError(RTRLError):
     """A device (camera, video file, stream, target display) cannot be opened or stopped delivering."""
-
-
-class ReplayBufferError(RTRLError):
-    """The replay buffer cannot be built or used: too big for RAM, wrong shapes, too few samples."""
-
-
-class LearnerError(RTRLError):
-    """The asynchronous learner process failed; the message carries its traceback."""

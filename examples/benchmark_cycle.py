@@ -24,8 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from gymnasium import spaces
+
 from communicators import Communicator, SharedBuffer
 from rtrl_env import RTRLBaseEnv
+from rtrl_env.task import Task
 
 STATE_DIM = 7
 
@@ -51,25 +54,27 @@ class PacketDevice(Communicator):
         self.command = np.zeros(STATE_DIM)
 
 
-class BenchmarkEnv(RTRLBaseEnv):
+class PacketTask(Task):
     """Flat observation: the newest packet of every device; the action goes to every device."""
 
-    def __init__(self, comms: int, comm_rate: float, dt: float, run_mode: str, pacing: str,
-                 realtime_priority: int | None) -> None:
-        setups = {f"device{i}": {"Communicator": PacketDevice, "kwargs": {"rate_hz": comm_rate}} for i in range(comms)}
-        super().__init__(setups, STATE_DIM, STATE_DIM * comms, run_mode=run_mode, dt=dt, pacing=pacing,
-                         realtime_priority=realtime_priority)
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.observation_space = spaces.Box(-np.inf, np.inf, (STATE_DIM * len(names),), np.float64)
+        self.action_space = spaces.Box(-1.0, 1.0, (STATE_DIM,), np.float32)
 
-    def _compute_sensation_(self, name_to_sensor_window: dict) -> np.ndarray:
-        packets = [name_to_sensor_window[name][0][-1] for name in sorted(name_to_sensor_window)]
-        return np.concatenate([*packets, [0.0, 0.0]])  # [obs..., reward, done]
+    def sense(self, windows: dict) -> np.ndarray:
+        return np.concatenate([windows[name].data[-1] for name in self.names])
 
-    def _compute_actuation_(self, action: np.ndarray, timestamp: float, index: int) -> None:
-        for packet in self._actuation_packet_.values():
-            packet[:] = action
+    def actuate(self, action: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: action for name in self.names}
 
-    def _reset_(self) -> None:
-        pass
+
+def benchmark_env(comms: int, comm_rate: float, dt: float, run_mode: str, pacing: str,
+                  realtime_priority: int | None) -> RTRLBaseEnv:
+    """``comms`` packet devices at ``comm_rate`` Hz under a PacketTask."""
+    devices = {f"device{i}": PacketDevice(comm_rate) for i in range(comms)}
+    return RTRLBaseEnv(PacketTask(list(devices)), devices, dt=dt, run_mode=run_mode, pacing=pacing,
+                       realtime_priority=realtime_priority)
 
 
 def _burn(stop: multiprocessing.synchronize.Event) -> None:
@@ -100,16 +105,14 @@ class CycleSettings:
 
 def _make_env(settings: CycleSettings, pacing: str) -> RTRLBaseEnv:
     if settings.env == "packets":
-        return BenchmarkEnv(settings.comms, settings.comm_rate, settings.dt, settings.run_mode, pacing,
-                            settings.realtime_priority)
+        return benchmark_env(settings.comms, settings.comm_rate, settings.dt, settings.run_mode, pacing,
+                             settings.realtime_priority)
     import gymnasium
 
     import rtrl_env  # noqa: F401  (registers the reacher)
 
-    env = gymnasium.make(settings.env, dt=settings.dt, run_mode=settings.run_mode).unwrapped
-    env._pacer = type(env._pacer)(settings.dt, pacing, env._pacer.spin_s)  # the mode under test
-    env._realtime_priority = settings.realtime_priority
-    return env
+    return gymnasium.make(settings.env, dt=settings.dt, run_mode=settings.run_mode, pacing=pacing,
+                          realtime_priority=settings.realtime_priority).unwrapped
 
 
 def run_cycle(settings: CycleSettings, pacing: str) -> dict:

@@ -32,12 +32,12 @@ import time
 import numpy as np
 import torch
 
-from communicators.pacing import enable_realtime
+from communicators.realtime import enable_realtime
 from sac.agent import SACAgent
 from sac.async_learner import AsyncLearner, LearnerConfig
 from sac.config import get_preset
 from sac.replay_buffer import SharedReplayBuffer
-from sac.shared_arrays import SharedArrays
+from communicators.shared_memory import SharedArrays
 from sac.weights import WeightPublisher
 
 PROPRIO_DIM, ACTION_DIM, DT = 21, 7, 0.040

@@ -30,14 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
-from communicators.franka_state import DQ
-from communicators.libfranka.franka_libfranka_communicator import FrankaLibfrankaCommunicator
-from communicators.libfranka.franka_sim_process import (
+from communicators.franka.state import DQ
+from communicators.franka.libfranka.franka_libfranka_communicator import FrankaLibfrankaCommunicator
+from communicators.franka.libfranka.franka_sim_process import (
     FrankaSimProcess,
     FrankaSimProcessConfig,
     free_loopback_host,
 )
-from communicators.libfranka.libfranka_config import LibfrankaConfig
+from communicators.franka.libfranka.libfranka_config import LibfrankaConfig
 
 ENV_PERIOD = 0.04  # the env's 25 Hz cycle
 
@@ -141,7 +141,7 @@ def measure_env_cycle(host: str, episodes: int, episode_length_s: float = 4.0) -
                 _, _, terminated, truncated, _ = env.step(rng.uniform(-1, 1, env.action_space.shape))
                 done = terminated or truncated
             reports.append(env.unwrapped.timing_report().as_dict())
-        stats = env.unwrapped._sensor_comms["robot"].stats()
+        stats = env.unwrapped.devices["robot"].stats()
     finally:
         env.close()
     return {"episodes": reports, "robot_reflexes": stats.reflexes,

@@ -1,6 +1,6 @@
 """Benchmark the ROS backend: state rate and command latency against the MuJoCo bridge node.
 
-Starts a rosmaster on loopback, the bridge node (`communicators.ros.bridge_node`) and a
+Starts a rosmaster on loopback, the bridge node (`communicators.franka.ros.bridge_node`) and a
 FrankaROSCommunicator, then measures:
 
 - state rate: sensor-buffer writes per second, and the gaps between state timestamps;
@@ -28,8 +28,6 @@ import time
 
 import numpy as np
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-
 
 def _percentiles(values_ms: list[float]) -> dict[str, float]:
     v = np.asarray(values_ms, dtype=np.float64)
@@ -39,10 +37,10 @@ def _percentiles(values_ms: list[float]) -> dict[str, float]:
 
 
 def _start_bridge(master, rate_hz: float) -> subprocess.Popen:
-    from communicators.ros.ros_master import ros_environment
+    from communicators.franka.ros.ros_master import ros_environment
 
     env = ros_environment(master.uri, ros_home=master.ros_home)
-    proc = subprocess.Popen([sys.executable, "-m", "communicators.ros.bridge_node",
+    proc = subprocess.Popen([sys.executable, "-m", "communicators.franka.ros.bridge_node",
                              "--master-uri", master.uri, "--rate-hz", str(rate_hz)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline()
@@ -112,7 +110,7 @@ def measure_env_cycle(master_uri: str, steps: int, dt: float) -> dict:
     import gymnasium
 
     import rtrl_env  # noqa: F401 - registers the ids
-    from communicators.ros.franka_ros_communicator import FrankaROSConfig
+    from communicators.franka.ros.franka_ros_communicator import FrankaROSConfig
     from communicators.sim.sim_camera_communicator import SimCameraCommunicator, SimCameraConfig
     from communicators.sim.sim_target_communicator import SimTargetCommunicator
     from communicators.target.target_motion import TargetConfig
@@ -151,8 +149,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", default="benchmark_ros.json", help="JSON output path")
     args = p.parse_args(argv)
 
-    from communicators.ros.franka_ros_communicator import FrankaROSCommunicator, FrankaROSConfig
-    from communicators.ros.ros_master import LocalRosMaster
+    from communicators.franka.ros.franka_ros_communicator import FrankaROSCommunicator, FrankaROSConfig
+    from communicators.franka.ros.ros_master import LocalRosMaster
 
     with LocalRosMaster() as master:
         # Logs of this run's nodes go to the master's temporary ROS_HOME, removed at the end.

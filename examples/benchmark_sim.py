@@ -25,10 +25,10 @@ import time
 
 import numpy as np
 
-import communicators.sim  # noqa: F401  (sets MUJOCO_GL=egl before mujoco is imported)
-from communicators.franka_kinematics import READY_POSE
-from communicators.sim import scene
-from communicators.sim.franka_physics import FrankaPhysics
+import communicators.sim.physics  # noqa: F401  (first: sets MUJOCO_GL=egl before mujoco loads)
+from communicators.franka.kinematics import READY_POSE
+from communicators.sim.physics import scene
+from communicators.sim.physics.franka_physics import FrankaPhysics
 from communicators.sim.franka_sim_communicator import (
     STATS_LATENESS_MS, STATS_RTF, STATS_STEPS, FrankaSimCommunicator, FrankaSimConfig,
 )

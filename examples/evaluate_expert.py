@@ -25,7 +25,7 @@ ON_TARGET_M = 0.02
 
 def run_episodes(env, policy: str, episodes: int, seed: int) -> dict:
     """Run `episodes` episodes of "expert" or "random"; return summary statistics."""
-    from rtrl_env.expert import ScriptedExpert
+    from rtrl_env.reacher.expert import ScriptedExpert
 
     unwrapped = env.unwrapped
     expert = ScriptedExpert(joints=unwrapped.config.joints,

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from communicators.errors import EnvError  # noqa: E402
+from rtrl_env.errors import EnvError  # noqa: E402
 from examples.franka_reacher_loop import CtrlC, RunState, evaluate, save, summary, train  # noqa: E402
 from sac.agent import SACAgent  # noqa: E402
 from sac.async_learner import AsyncLearner, LearnerConfig  # noqa: E402
@@ -145,7 +145,7 @@ def make_env(args: argparse.Namespace):
         kwargs["target"] = TargetDisplayConfig(motion=TargetConfig(mode=args.target_type, low=(0.1, 0.1, 0.0),
                                                                    high=(0.9, 0.9, 0.0), speed=0.2, rate_hz=60.0))
     if args.backend == "libfranka":
-        from communicators.libfranka import LibfrankaConfig
+        from communicators.franka.libfranka import LibfrankaConfig
         kwargs["robot_config"] = LibfrankaConfig(robot_ip=args.robot_ip)
     return gymnasium.make(args.env, **kwargs).unwrapped
 

@@ -24,12 +24,12 @@ import numpy as np
 from gymnasium import spaces
 
 from communicators.communicator import Communicator
-from communicators.franka_state import EE_POS, EE_QUAT, STATE_DIM
+from communicators.franka.state import EE_POS, EE_QUAT, STATE_DIM
 from communicators.shared_buffer import SharedBuffer
 from communicators.sim.sim_camera_communicator import SimCameraCommunicator, SimCameraConfig
-from rtrl_env.franka_visual_reacher import FrankaVisualReacher
-from rtrl_env.reacher_communicators import ExtraSensor
-from rtrl_env.sim_ground_truth import WristCameraGeometry
+from rtrl_env.reacher.env import FrankaVisualReacher
+from rtrl_env.reacher.devices import ExtraSensor
+from rtrl_env.reacher.ground_truth import WristCameraGeometry
 
 SURFACE_Z = 0.0  # the monitor's top surface in the sim scene, m
 
@@ -41,7 +41,7 @@ class WristRangeSensor(Communicator):
     timestamp = the arm state's timestamp the reading was computed from.
 
     Args:
-        robot_state_buffer: the arm communicator's sensor buffer (communicators/franka_state.py).
+        robot_state_buffer: the arm communicator's sensor buffer (communicators/franka/state.py).
         rate_hz: readings per second.
         noise_std: standard deviation of the Gaussian range noise, m.
     """

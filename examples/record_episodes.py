@@ -32,7 +32,7 @@ def newest_frame(obs: dict) -> np.ndarray:
 
 def record(env, policy: str, seed: int) -> list[dict]:
     """One episode; per step the frame, reward, camera-axis distance and time (s)."""
-    from rtrl_env.expert import ScriptedExpert
+    from rtrl_env.reacher.expert import ScriptedExpert
 
     config = env.unwrapped.config
     expert = ScriptedExpert(joints=config.joints, max_joint_velocity=config.max_joint_velocity)

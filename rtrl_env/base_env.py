@@ -1,16 +1,18 @@
-"""RTRLBaseEnv: composes communicators and steps them at a fixed, drift-free action cycle.
+"""RTRLBaseEnv: a task over communicators, stepped at a fixed, drift-free action cycle.
 
-``step(action)`` writes the action, waits for the cycle's deadline ``t0 + k * dt`` on the
-monotonic clock, then reads the freshest sensation (act, wait, sense). The subclass hooks keep
-SenseAct's names, so a SenseAct env ports by changing its imports, and the outside is Gymnasium's.
+``step(action)`` checks the action, hands it to the polling loop (which turns it into commands
+with the task's ``actuate``), waits for the cycle's deadline ``t0 + k * dt`` on the monotonic
+clock, then reads the freshest sensation (act, wait, sense) and lets the task observe and score
+it. The env owns the device processes and the polling loop: it starts them, watches them on
+every call, and stops them all (the robot first commanded to rest) however the program ends.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -18,182 +20,150 @@ import numpy as np
 from gymnasium import spaces
 
 from communicators.communicator import Communicator
-from communicators.errors import CommunicatorError, EnvError
-from communicators.pacing import Pacer, PacingMode, enable_realtime
-from rtrl_env import sensation as sensation_codec
-from rtrl_env.polling_loop import PollingLoop
+from communicators.errors import CommunicatorError
+from communicators.realtime import Pacer, PacingMode, enable_realtime
+from rtrl_env.errors import EnvError
+from rtrl_env.polling_loop import PollingLoop, PollingThread, SensationPoller, send_commands
+from rtrl_env.sensation import SensationCodec
+from rtrl_env.task import Devices, Task
 from rtrl_env.timing import CycleTelemetry, TimingReport
 
-RUN_MODES = ("singlethread", "multiprocess")
+RUN_MODES = ("singlethread", "multithread", "multiprocess")
 _FIRST_DATA_TIMEOUT_S = 20.0
 
 
 class RTRLBaseEnv(gym.Env):
-    """Base class of real-time environments built from communicators.
+    """A real-time Gymnasium env: a :class:`~rtrl_env.task.Task` over communicators.
 
-    Hooks to implement (SenseAct's names):
-
-    * ``_compute_sensation_``: either SenseAct's per-communicator form
-      ``_compute_sensation_(name, sensor_window, timestamp_window, index_window)`` returning a flat
-      array ``[obs..., reward, done]``, or the all-at-once form
-      ``_compute_sensation_(name_to_sensor_window)`` (a dict of ``(data, timestamps, indices)``
-      windows) returning a flat array as above or a dict (``reward`` and ``done`` keys optional).
-    * ``_compute_actuation_(action, timestamp, index)``: fill ``self._actuation_packet_[name]``
-      (SenseAct) or write actuator buffers directly; a packet is sent only for communicators whose
-      buffer the hook did not write itself.
-    * ``_reset_()``: bring the task to a start state. It runs in the agent's process in both run
-      modes, so it sees the env's seeded ``np_random``.
-    * ``_check_done(env_done)``: the episode's termination flag.
+    Runs in the agent's process (the one that calls ``reset`` and ``step``). The communicators'
+    processes, and in multiprocess mode the polling loop's, are started by :meth:`start` (or the
+    first ``reset``) and stopped by :meth:`close`.
 
     Args:
-        communicator_setups: ``{name: {'Communicator': cls_or_factory, 'kwargs': {...},
-            'num_sensor_packets': n}}``; each entry builds one Communicator. An optional
-            ``'actuated': False`` keeps its actuator out of the per-step actuation packets.
-        action_dim: length of the action vector.
-        observation_dim: length of a flat observation (SenseAct form); None if the subclass sets
-            ``observation_space`` itself.
-        run_mode: ``singlethread`` (sensing and actuating inline in ``step``) or ``multiprocess``
-            (a polling loop process does both).
-        dt: the action cycle in seconds.
-        dt_tol: SenseAct compatibility; unused (deadline pacing needs no tolerance).
-        sleep_time: the polling loop's idle sleep in seconds (bounds its added latency).
-        busy_loop: wait the last ``spin_s`` before each deadline without sleeping.
-        random_state: SenseAct compatibility: a ``np.random.RandomState`` state tuple.
-        pacing: ``deadline`` (default) or ``relative`` (SenseAct's and the seed's pacing, for
-            comparison).
-        spin_s: seconds before a deadline at which sleeping stops.
-        realtime_priority: SCHED_FIFO priority for the stepping thread and the polling loop;
-            None keeps the normal scheduler. Falls back with one warning where not permitted.
+        task: what to read, what to send, the reward and the episode start (see rtrl_env/task.py).
+        communicators: name -> communicator, built and not started. The env owns them: it closes
+            them on :meth:`close`, and at once if its own construction fails.
+        dt: the action cycle, seconds.
+        windows: name -> how many of the newest sensor slots ``task.sense`` gets (default 1).
+        run_mode: ``multiprocess`` (the polling loop in its own process, the default),
+            ``multithread`` (in a thread of this process) or ``singlethread`` (inline in
+            ``step``).
+        max_episode_steps: truncate episodes after this many steps; None never truncates.
+        pacing: ``deadline`` (default: ``t0 + k * dt``, no drift) or ``relative`` (sleep dt minus
+            the time used, as SenseAct and the seed pace; for comparison).
+        spin_s: seconds before a deadline at which sleeping stops and waiting spins.
+        sleep_time: the polling loop's idle sleep, seconds (bounds its added latency).
+        realtime_priority: SCHED_FIFO priority (1..99) of the stepping thread and the polling
+            loop; None keeps the normal scheduler. Falls back with one warning where not permitted.
         cpu_affinity: CPUs to pin the stepping thread to; None leaves it free.
         start_method: multiprocessing start method of the polling loop; the default if None.
+
+    Raises:
+        ValueError: a bad argument; nothing is started and the communicators are closed.
     """
 
     def __init__(
         self,
-        communicator_setups: dict[str, dict[str, Any]],
-        action_dim: int,
-        observation_dim: int | None,
-        run_mode: str = "multiprocess",
-        dt: float = 0.1,
-        dt_tol: float = 1e-5,
-        sleep_time: float = 0.0001,
-        busy_loop: bool = True,
-        random_state: Any = None,
+        task: Task,
+        communicators: Mapping[str, Communicator],
         *,
+        dt: float,
+        windows: Mapping[str, int] | None = None,
+        run_mode: str = "multiprocess",
+        max_episode_steps: int | None = None,
         pacing: PacingMode | str = PacingMode.DEADLINE,
         spin_s: float = 0.0003,
+        sleep_time: float = 0.0001,
         realtime_priority: int | None = None,
         cpu_affinity: set[int] | None = None,
         start_method: str | None = None,
     ) -> None:
+        self._comms: dict[str, Communicator] = dict(communicators)
+        self._closed, self._running, self._loop = False, False, None
+        self._owner_pid = os.getpid()
+        try:
+            self._check_args(task, dt, run_mode, max_episode_steps)
+            self._windows = self._window_lengths(windows or {})
+            self._pacer = Pacer(dt, pacing, spin_s)
+        except BaseException:
+            self._close_communicators()
+            raise
+        self.task = task
+        self.action_space, self.observation_space = task.action_space, task.observation_space
+        self._dt, self._run_mode, self._max_episode_steps = float(dt), run_mode, max_episode_steps
+        self._sleep_time, self._start_method = sleep_time, start_method
+        self._realtime_priority, self._cpu_affinity = realtime_priority, cpu_affinity
+        self._caller_scheduler: tuple | None = None  # the stepping thread's scheduler before start()
+        self._telemetry = CycleTelemetry(dt)
+        self._poller: SensationPoller | None = None  # singlethread mode's inline loop
+        self._codec: SensationCodec | None = None
+        self._last_sensation: tuple[Any, float] | None = None
+        self._last_wake = math.nan
+        self._episode_step = 0
+        self._episode_running = False
+        self._failure: EnvError | None = None
+        self.devices = Devices(self._comms, self._raise_if_failed)
+
+    # ===== Construction =====
+
+    def _check_args(self, task: Task, dt: float, run_mode: str, max_episode_steps: int | None) -> None:
+        if not isinstance(task, Task):
+            raise TypeError(f"task must be a rtrl_env.task.Task, got {type(task).__name__}")
+        for attr in ("observation_space", "action_space"):
+            if not isinstance(getattr(task, attr, None), spaces.Space):
+                raise TypeError(f"{type(task).__name__}.{attr} must be a gymnasium space")
+        for name, comm in self._comms.items():
+            if not isinstance(comm, Communicator):
+                raise TypeError(f"communicator {name!r} is a {type(comm).__name__}, not a communicators.Communicator")
+            if comm.pid is None:
+                comm.name = f"{name} ({type(comm).__name__})"  # two cameras of one class stay apart
         if run_mode not in RUN_MODES:
             raise ValueError(f"run_mode={run_mode!r}; choose one of {RUN_MODES}")
         if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
             raise ValueError(f"dt={dt!r} must be a positive number of seconds, e.g. dt=0.04")
-        if not isinstance(action_dim, (int, np.integer)) or action_dim < 1:
-            raise ValueError(f"action_dim={action_dim!r} must be a positive integer")
-        self._run_mode, self._dt, self._sleep_time = run_mode, float(dt), sleep_time
-        self._pacer = Pacer(dt, pacing, spin_s if busy_loop else 0.0)
-        self._realtime_priority, self._cpu_affinity, self._start_method = realtime_priority, cpu_affinity, start_method
-        self._caller_scheduler: tuple | None = None  # the stepping thread's scheduler before start()
-        self._rand_obj_ = np.random.RandomState()
-        if random_state is not None:
-            self._rand_obj_.set_state(random_state)
-        if not isinstance(getattr(self, "action_space", None), spaces.Space):
-            self.action_space = spaces.Box(-1.0, 1.0, (int(action_dim),), np.float32)
-        if not isinstance(getattr(self, "observation_space", None), spaces.Space):
-            if observation_dim is None:
-                raise ValueError("observation_dim is None and the subclass set no observation_space")
-            self.observation_space = spaces.Box(-np.inf, np.inf, (int(observation_dim),), np.float64)
-        self._telemetry = CycleTelemetry(dt)
-        self._sensation_is_dict = self._hook_takes_all_windows()
-        self._sensor_comms: dict[str, Communicator] = {}
-        self._actuator_comms: dict[str, Communicator] = {}
-        self._all_comms: dict[str, Communicator] = {}
-        self._actuation_packet_: dict[str, np.ndarray] = {}
-        self._num_sensor_packets: dict[str, int] = {}
-        self._build_communicators(communicator_setups)
-        self._polling_loop: PollingLoop | None = None
-        self._running = False
-        self._windows: dict[str, tuple] = {}
-        self._last_sensation: Any = None
-        self._last_wake = math.nan
-        self._sensation_dtype: np.dtype | None = None
-        self._owner_pid = os.getpid()
-        self._failure: EnvError | None = None
-        self._closed = False
+        if max_episode_steps is not None and not (isinstance(max_episode_steps, (int, np.integer))
+                                                  and max_episode_steps >= 1):
+            raise ValueError(f"max_episode_steps={max_episode_steps!r} must be a positive integer or None")
 
-    # ===== Hooks to implement =====
+    def _window_lengths(self, windows: Mapping[str, int]) -> dict[str, int]:
+        unknown = sorted(set(windows) - set(self._comms))
+        if unknown:
+            raise ValueError(f"windows names {unknown}, which are not communicators ({sorted(self._comms)})")
+        lengths = {}
+        for name, comm in self._comms.items():
+            if not comm.use_sensor:
+                continue
+            n = windows.get(name, 1)
+            if not (isinstance(n, (int, np.integer)) and 1 <= n <= comm.sensor_buffer.buffer_len):
+                raise ValueError(f"communicator {name!r}: window {n!r} must be an int between 1 and its sensor "
+                                 f"buffer_len={comm.sensor_buffer.buffer_len}")
+            lengths[name] = int(n)
+        return lengths
 
-    def _compute_sensation_(self, *args: Any) -> Any:
-        raise NotImplementedError(f"{type(self).__name__} must implement _compute_sensation_")
+    def _sensor_buffers(self) -> dict:
+        return {name: self._comms[name].sensor_buffer for name in self._windows}
 
-    def _compute_actuation_(self, action: np.ndarray, timestamp: float, index: int) -> None:
-        raise NotImplementedError(f"{type(self).__name__} must implement _compute_actuation_")
-
-    def _reset_(self) -> None:
-        raise NotImplementedError(f"{type(self).__name__} must implement _reset_")
-
-    def _check_done(self, env_done: bool) -> bool:
-        return bool(env_done)
-
-    # ===== Construction =====
-
-    def _hook_takes_all_windows(self) -> bool:
-        params = [p for p in inspect.signature(self._compute_sensation_).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
-        return len(params) != 4  # SenseAct's form takes (name, sensor, timestamps, indices)
-
-    def _build_communicators(self, setups: dict[str, dict[str, Any]]) -> None:
-        try:
-            for name, setup in setups.items():
-                self._build_one(name, setup)
-        except BaseException:
-            self._close_built()  # free the shared memory of those already built
-            raise
-
-    def _build_one(self, name: str, setup: dict[str, Any]) -> None:
-        factory = setup.get("Communicator")
-        if inspect.isclass(factory) and not issubclass(factory, Communicator):
-            raise TypeError(f"communicator {name!r}: {factory.__name__} is not a subclass of communicators.Communicator")
-        if not callable(factory):
-            raise TypeError(f"communicator {name!r}: 'Communicator' must be a Communicator class, got {factory!r}")
-        comm = factory(**setup.get("kwargs", {}))
-        if not isinstance(comm, Communicator):
-            raise TypeError(f"communicator {name!r}: the factory returned {type(comm).__name__}, not a Communicator")
-        if comm.pid is None:
-            comm.name = f"{name} ({type(comm).__name__})"  # two cameras of one class stay apart
-        self._all_comms[name] = comm
-        # 'actuated': False keeps a communicator out of the per-step actuation packets (its actuator
-        # buffer is written by the env's own code, e.g. a target that takes one request per episode).
-        if comm.use_actuator and setup.get("actuated", True):
-            self._actuator_comms[name] = comm
-            self._actuation_packet_[name] = np.zeros(comm.actuator_buffer.shape, comm.actuator_buffer.dtype)
-        if comm.use_sensor:
-            window = int(setup.get("num_sensor_packets", 1))
-            if not 1 <= window <= comm.sensor_buffer.buffer_len:
-                raise ValueError(f"communicator {name!r}: num_sensor_packets={window} must be between 1 and its "
-                                 f"sensor buffer_len={comm.sensor_buffer.buffer_len}")
-            self._sensor_comms[name] = comm
-            self._num_sensor_packets[name] = window
-
-    def _close_built(self) -> None:
-        for comm in self._all_comms.values():
-            comm.close()
+    def _actuator_buffers(self) -> dict:
+        return {name: comm.actuator_buffer for name, comm in self._comms.items() if comm.use_actuator}
 
     # ===== Life cycle =====
 
     def start(self) -> None:
-        """Starts the communicators (and the polling loop) and waits for their first data."""
+        """Starts the communicators (and the polling loop) and waits for their first data.
+
+        Raises:
+            EnvError: a communicator failed or sent nothing within 20 s; everything is closed.
+        """
         if self._running:
             return
+        if self._closed:
+            raise EnvError(f"{self._label()} is closed: its processes are gone; make a new env")
         self._running = True
         try:
-            for comm in self._all_comms.values():
+            for comm in self._comms.values():
                 comm.start()
             self._wait_for_first_data()
-            if self._run_mode == "multiprocess":
-                self._start_polling_loop()
+            self._start_loop()
             if (self._realtime_priority is not None or self._cpu_affinity) and hasattr(os, "sched_getscheduler"):
                 # The stepping thread is the caller's: close() gives it its scheduler back.
                 self._caller_scheduler = (os.sched_getscheduler(0), os.sched_getparam(0), os.sched_getaffinity(0))
@@ -204,45 +174,60 @@ class RTRLBaseEnv(gym.Env):
 
     def _wait_for_first_data(self) -> None:
         deadline = time.monotonic() + _FIRST_DATA_TIMEOUT_S
-        for name, comm in self._sensor_comms.items():
-            while comm.sensor_buffer.num_writes == 0:
+        for name, buffer in self._sensor_buffers().items():
+            while buffer.num_writes == 0:
                 self._raise_if_failed()
                 if time.monotonic() > deadline:
-                    raise EnvError(f"communicator {name!r} sent no data within {_FIRST_DATA_TIMEOUT_S:.0f} s of starting; "
-                                   "is its device connected and its sensor handler writing?")
+                    raise EnvError(f"communicator {name!r} sent no data within {_FIRST_DATA_TIMEOUT_S:.0f} s of "
+                                   "starting; is its device connected and its sensor handler writing?")
                 time.sleep(0.005)
 
-    def _start_polling_loop(self) -> None:
-        first = self._poll_sensation(force=True)
-        value, _ = first
-        if isinstance(value, dict):
-            self._sensation_dtype = sensation_codec.record_dtype(value)
-            args = {"shape": (), "dtype": self._sensation_dtype, "buffer_len": 2}
-        else:
-            value = np.asarray(value, np.float64)
-            self._sensation_dtype = None
-            args = {"shape": value.shape, "dtype": np.float64, "buffer_len": 2}
-        self._polling_loop = PollingLoop(self, args, self.action_space.shape[0], self._sleep_time, self._start_method)
-        self._polling_loop.start()
+    def _start_loop(self) -> None:
+        self._poller = SensationPoller(self.task.sense, self._sensor_buffers(), self._windows)
+        self._last_sensation = self._poller.poll(force=True)
+        if self._run_mode == "singlethread":
+            return
+        self._codec = SensationCodec(self._last_sensation[0])
+        loop_class = PollingLoop if self._run_mode == "multiprocess" else PollingThread
+        self._loop = loop_class(self.task.sense, self.task.actuate, self._sensor_buffers(), self._windows,
+                                self._actuator_buffers(), self._codec, self.action_space.shape[0], self._sleep_time,
+                                realtime_priority=self._realtime_priority, cpu_affinity=self._cpu_affinity,
+                                name=f"{self._label()} polling loop", start_method=self._start_method)
+        self._loop.start()
+        self._wait_for_sensations(1)
+
+    def _wait_for_sensations(self, count: int) -> None:
+        """Waits until the polling loop has written ``count`` more sensations than now."""
+        target = self._loop.sensor_buffer.num_writes + count
         deadline = time.monotonic() + _FIRST_DATA_TIMEOUT_S
-        while self._polling_loop.sensor_buffer.num_writes == 0:
+        while self._loop.sensor_buffer.num_writes < target:
             self._raise_if_failed()
             if time.monotonic() > deadline:
-                raise EnvError(f"the polling loop computed no sensation within {_FIRST_DATA_TIMEOUT_S:.0f} s of starting")
-            time.sleep(0.002)
+                raise EnvError(f"the polling loop computed no sensation within {_FIRST_DATA_TIMEOUT_S:.0f} s")
+            time.sleep(0.0005)
 
     def close(self) -> None:
-        """Stops the polling loop and every communicator (stop flags first, then joins). Idempotent."""
-        if os.getpid() != self._owner_pid:  # a polling-loop child never closes the parent's processes
+        """Commands every actuator to rest, then stops the polling loop and every communicator.
+
+        Idempotent. Each process gets its own patience (a robot may ramp to rest first).
+
+        Raises:
+            EnvError: the stop commands could not be sent, or a process could not be closed; the
+                others are closed all the same.
+        """
+        if os.getpid() != self._owner_pid or self._closed:  # a child never closes the parent's processes
             return
-        self._running, self._closed = False, True
-        procs = list(self._all_comms.values())
-        if self._polling_loop is not None:
-            procs.insert(0, self._polling_loop)
-        for proc in procs:
-            proc._stop_event.set()
         errors = []
-        for proc in procs:  # each with its own default patience (a robot may ramp to rest first)
+        if self._running and self._failure is None:
+            try:
+                self._send_stop_commands()
+            except Exception as err:  # noqa: BLE001 - reported below, after everything is closed
+                errors.append(f"stop commands: {err}")
+        self._running, self._closed, self._episode_running = False, True, False
+        procs = ([self._loop] if self._loop is not None else []) + list(self._comms.values())
+        for proc in procs:
+            proc.request_stop()  # all at once: their shutdowns overlap
+        for proc in procs:
             try:
                 proc.close()
             except Exception as err:  # noqa: BLE001 - close the others whatever happens
@@ -250,6 +235,11 @@ class RTRLBaseEnv(gym.Env):
         self._restore_caller_scheduler()  # after the processes: nothing may keep them running
         if errors:
             raise EnvError("closing left errors: " + "; ".join(errors))
+
+    def _close_communicators(self) -> None:
+        for comm in self._comms.values():
+            if isinstance(comm, Communicator):  # a constructor error may be about a non-communicator
+                comm.close()
 
     def _restore_caller_scheduler(self) -> None:
         if self._caller_scheduler is None:
@@ -259,40 +249,48 @@ class RTRLBaseEnv(gym.Env):
         os.sched_setscheduler(0, policy, param)  # lowering one's own priority is always allowed
         os.sched_setaffinity(0, cpus)
 
-    def __enter__(self) -> "RTRLBaseEnv":
+    def __enter__(self) -> RTRLBaseEnv:
         self.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def __getstate__(self) -> dict:
-        # Only the polling loop's child needs the env, and it must not carry its own handle.
-        state = self.__dict__.copy()
-        state["_polling_loop"] = None
-        state["_telemetry"] = None  # the polling loop records no steps; don't ship the big array
-        return state
-
     # ===== Gymnasium API =====
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
-        """Runs ``_reset_`` and returns the first observation of the episode and an info dict.
+        """Runs the task's reset and returns the episode's first observation and an info dict.
+
+        Args:
+            seed: seeds ``np_random``, which the task's reset receives.
+            options: unused.
 
         Raises:
-            EnvError: a communicator or the polling loop died.
+            EnvError: a communicator or the polling loop died, or the task's reset failed.
         """
         super().reset(seed=seed)
         self._raise_if_failed()
-        if not self._running:
-            self.start()
-        self._raise_if_failed()
-        self._reset_()
-        obs, _, _, obs_time = self._sense()
+        self.start()
+        self._episode_running = False
+        self.task.reset(self.devices, self.np_random)
+        sensation, obs_time = self._sense_after_reset()
         now = self._restart_cycle()
-        return obs, {"timing": {"start": now, "obs_timestamp": obs_time, "obs_age": now - obs_time}}
+        self._episode_step = 0
+        self._episode_running = True
+        obs = self.task.observe(sensation, None)
+        info = {**self.task.info(sensation, 0.0), "episode_step": 0,
+                "timing": {"start": now, "obs_timestamp": obs_time, "obs_age": now - obs_time}}
+        return obs, info
+
+    def _sense_after_reset(self) -> tuple[Any, float]:
+        if self._loop is None:
+            return self._poller.poll(force=True)
+        # The second sensation written from now was computed entirely after the reset: its windows
+        # hold whatever the reset waited for.
+        self._wait_for_sensations(2)
+        return self._sense()
 
     def _restart_cycle(self) -> float:
-        """Starts the deadline grid now; a subclass that waits after ``reset`` calls it again."""
         now = time.monotonic()
         self._pacer.start(now)
         self._telemetry.restart(now)
@@ -300,29 +298,36 @@ class RTRLBaseEnv(gym.Env):
         return now
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        """Writes the action, waits for the cycle's deadline, returns the freshest observation.
+        """Sends the action, waits for the cycle's deadline, returns the freshest observation.
 
         Raises:
-            ValueError: the action has the wrong shape, is not finite, or is outside the action
-                space; nothing is sent to the actuators.
-            EnvError: a communicator or the polling loop died.
+            ValueError: the action is not an element of ``action_space``; nothing is sent.
+            EnvError: a communicator or the polling loop died, or ``reset`` was not called.
         """
         action = self._check_action(action)
         self._raise_if_failed()
-        if not self._running:
-            raise EnvError(f"{type(self).__name__}.step() before reset(): call reset() first")
-        self._raise_if_failed()
+        if not self._episode_running:
+            raise EnvError(f"{self._label()}.step() before reset(), or after the episode ended: call reset() first")
         write_time = time.monotonic()
-        if self._polling_loop is not None:
-            self._polling_loop.actuator_buffer.write(action, timestamp=write_time)
+        if self._loop is not None:
+            self._loop.actuator_buffer.write(action, timestamp=write_time)
         else:
-            self._actuate(action, write_time, -1)
+            send_commands(self.task.actuate(action), self._actuator_buffers())
         overrun = self._pacer.wait()
         wake = time.monotonic()
-        obs, reward, done, obs_time = self._sense()
+        sensation, obs_time = self._sense()
         period, self._last_wake = wake - self._last_wake, wake
         timing = self._telemetry.record(wake, period, write_time, obs_time, overrun, self._pacer.grid_index)
-        return obs, reward, self._check_done(done), False, {"timing": timing}
+        self._episode_step += 1
+        obs = self.task.observe(sensation, action)
+        reward = float(self.task.reward(sensation, action))
+        terminated = bool(self.task.terminated(sensation))
+        truncated = self._max_episode_steps is not None and self._episode_step >= self._max_episode_steps
+        if terminated or truncated:
+            self._episode_running = False
+            self._send_stop_commands()  # do not leave the robot moving until its watchdog fires
+        info = {**self.task.info(sensation, reward), "episode_step": self._episode_step, "timing": timing}
+        return obs, reward, terminated, truncated, info
 
     def timing_report(self) -> TimingReport:
         """p50/p90/p99/max of |period - dt|, overruns, drift and observation age so far."""
@@ -332,79 +337,72 @@ class RTRLBaseEnv(gym.Env):
         """Every recorded step's timing, one array per field (seconds)."""
         return self._telemetry.records()
 
-    # ===== Internals shared by both run modes =====
+    @property
+    def processes(self) -> list:
+        """The env's started processes: every communicator, then the polling loop (multiprocess)."""
+        procs = [c for c in self._comms.values() if c.pid is not None]
+        if isinstance(self._loop, PollingLoop) and self._loop.pid is not None:
+            procs.append(self._loop)
+        return procs
+
+    # ===== Internals =====
+
+    def _label(self) -> str:
+        return getattr(self.spec, "id", None) or type(self).__name__
 
     def _check_action(self, action: Any) -> np.ndarray:
         space = self.action_space
         arr = np.asarray(action, dtype=np.float64)
-        name = getattr(self.spec, "id", None) or type(self).__name__
         if arr.shape != space.shape:
-            raise ValueError(f"action has shape {arr.shape}, expected {space.shape} for {name}; nothing was sent")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"action {arr.tolist()} contains NaN or inf; nothing was sent")
-        if isinstance(space, spaces.Box) and (np.any(arr < space.low) or np.any(arr > space.high)):
-            raise ValueError(f"action {np.round(arr, 4).tolist()} is outside the action space "
-                             f"[{space.low.min()}, {space.high.max()}]; nothing was sent")
+            raise ValueError(f"action has shape {arr.shape}, expected {space.shape} for {self._label()}; "
+                             "nothing was sent to any device")
+        bad = np.flatnonzero(~np.isfinite(arr))
+        if bad.size:
+            raise ValueError(f"action[{bad[0]}]={arr.flat[bad[0]]} is not finite; nothing was sent to any device")
+        if isinstance(space, spaces.Box):
+            # A tiny tolerance admits float32 rounding of a policy's tanh output.
+            out = np.flatnonzero((arr < space.low - 1e-6) | (arr > space.high + 1e-6))
+            if out.size:
+                i = out[0]
+                low, high = (f"{float(v):g}" for v in (space.low.flat[i], space.high.flat[i]))
+                raise ValueError(f"action[{i}]={arr.flat[i]:.6g} is outside [{low}, {high}], the action space; "
+                                 "clip or squash the policy output; nothing was sent to any device")
+            arr = np.clip(arr, space.low, space.high)
         return arr
 
-    def _actuate(self, action: np.ndarray, timestamp: float, index: int) -> None:
-        counts = {n: c.actuator_buffer.num_writes for n, c in self._actuator_comms.items()}
-        self._compute_actuation_(action, timestamp, index)
-        for name, comm in self._actuator_comms.items():
-            if comm.actuator_buffer.num_writes == counts[name]:  # the hook did not write it itself
-                comm.actuator_buffer.write(self._actuation_packet_[name])
+    def _sense(self) -> tuple[Any, float]:
+        """The freshest sensation and its timestamp (that of its stalest stream)."""
+        if self._loop is not None:
+            record, obs_time, _ = self._loop.sensor_buffer.latest()
+            return self._codec.unpack(record), obs_time
+        polled = self._poller.poll()
+        if polled is not None:  # else nothing new since the last step: the last one is still the newest
+            self._last_sensation = polled
+        return self._last_sensation
 
-    def _poll_sensation(self, force: bool = False) -> tuple[Any, float] | None:
-        """Reads new sensor windows and computes a sensation; None if nothing is new."""
-        updated = [n for n, c in self._sensor_comms.items() if force or c.sensor_buffer.updated()]
-        if not updated:
-            return None
-        for name in updated:
-            self._windows[name] = self._sensor_comms[name].sensor_buffer.read_update(self._num_sensor_packets[name])
-        if self._sensation_is_dict:
-            self._last_sensation = self._compute_sensation_(self._windows)
-        else:
-            for name in updated:
-                self._last_sensation = self._compute_sensation_(name, *self._windows[name])
-        # The observation is as old as its stalest stream.
-        obs_time = min(float(w[1][-1]) for w in self._windows.values())
-        return self._last_sensation, obs_time
-
-    def _pack_sensation(self, value: Any) -> np.ndarray:
-        if self._sensation_dtype is not None:
-            return sensation_codec.pack(value, self._sensation_dtype)
-        return np.asarray(value, np.float64)
-
-    def _sense(self) -> tuple[Any, float, bool, float]:
-        """The freshest sensation, split into (observation, reward, done, timestamp)."""
-        if self._polling_loop is not None:
-            record, obs_time, _ = self._polling_loop.sensor_buffer.latest()
-            value = sensation_codec.unpack(record) if self._sensation_dtype is not None else record
-        else:
-            polled = self._poll_sensation()
-            if polled is None:  # nothing new since the last step: the newest is still the last one
-                polled = self._last_sensation, min(float(w[1][-1]) for w in self._windows.values())
-            value, obs_time = polled
-        if isinstance(value, dict):
-            # reward and done ride along in the sensation but are not observations.
-            obs = {k: v for k, v in value.items() if k not in ("reward", "done")}
-            return obs, float(value.get("reward", 0.0)), bool(value.get("done", False)), obs_time
-        flat = np.asarray(value)
-        return flat[:-2], float(flat[-2]), bool(flat[-1]), obs_time
+    def _send_stop_commands(self) -> None:
+        send_commands(self.task.stop_commands(), self._actuator_buffers())
 
     def _raise_if_failed(self) -> None:
-        if self._closed and self._failure is None:
-            raise EnvError(f"{type(self).__name__} is closed: its processes are gone; make a new env")
         if self._failure is not None:  # a dead env stays dead: say why on every call
             raise EnvError(str(self._failure)) from self._failure.__cause__
-        procs = list(self._all_comms.values())
-        if self._polling_loop is not None:
-            procs.append(self._polling_loop)
+        if self._closed:
+            raise EnvError(f"{self._label()} is closed: its processes are gone; make a new env")
+        procs = list(self._comms.values()) + ([self._loop] if self._loop is not None else [])
         for proc in procs:
             try:
                 proc.raise_if_failed()
             except CommunicatorError as err:
-                self.close()
-                self._failure = EnvError(f"{type(self).__name__} stopped: {proc.name!r} died; all its processes "
-                                         f"were closed. Make a new env to go on. Cause: {err}")
-                raise self._failure from err
+                self._fail(f"{proc.name!r} died", err)
+
+    def _fail(self, what: str, cause: BaseException) -> None:
+        """Stops the robot, closes every process and raises EnvError; later calls repeat it."""
+        try:
+            self._send_stop_commands()
+        except Exception as err:  # noqa: BLE001 - said in the message; the robot's own watchdog stops it
+            what += f" (and the stop commands failed: {err}; the robot's watchdog stops it)"
+        self._failure = EnvError(f"{self._label()} stopped: {what}; all its processes were closed. "
+                                 f"Make a new env to go on. Cause: {cause}")
+        self._failure.__cause__ = cause
+        self.close()
+        raise self._failure from cause

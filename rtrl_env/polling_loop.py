@@ -1,59 +1,192 @@
-"""The polling loop of multiprocess run mode, itself a communicator.
+"""The polling loop: sensor windows -> the task's sensation, and actions -> the task's commands.
 
-Seen from the agent's process it is just another device: its sensor buffer holds sensations
-(computed from the communicators' buffers by the env's ``_compute_sensation_``), and its actuator
-buffer takes actions (turned into actuator commands by the env's ``_compute_actuation_``). Being a
-Communicator, it inherits crash reports with tracebacks, exit on parent death and graceful close.
+:class:`SensationPoller` and :func:`send_commands` are the loop's two halves, used inline by
+singlethread run mode. :class:`PollingThread` runs them in a thread (multithread run mode) and
+:class:`PollingLoop` in a process of its own (multiprocess run mode); seen from the agent's process it is just another device: its sensor buffer holds
+sensations, its actuator buffer takes actions. Being a Communicator it inherits crash reports with
+tracebacks, exit on parent death and graceful close. It receives only the task's two pure
+functions and the buffers they need, never the env.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from typing import TYPE_CHECKING, Any
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
 
 from communicators.communicator import Communicator
-from communicators.pacing import enable_realtime
+from communicators.errors import CommunicatorError
+from communicators.realtime import enable_realtime
+from communicators.shared_buffer import SharedBuffer
+from rtrl_env.sensation import SensationCodec
+from rtrl_env.task import Sensation, SensorWindow
 
-if TYPE_CHECKING:
-    from rtrl_env.base_env import RTRLBaseEnv
+SenseFn = Callable[[Mapping[str, SensorWindow]], Sensation]
+ActuateFn = Callable[[np.ndarray], Mapping[str, np.ndarray]]
+
+
+class SensationPoller:
+    """Reads the sensor windows that changed and computes a sensation from all of them.
+
+    Args:
+        sense: the task's ``sense``.
+        sensor_buffers: name -> sensor buffer.
+        windows: name -> window length (slots per read).
+    """
+
+    def __init__(self, sense: SenseFn, sensor_buffers: Mapping[str, SharedBuffer], windows: Mapping[str, int]) -> None:
+        self._sense = sense
+        self._buffers = dict(sensor_buffers)
+        self._window_lens = dict(windows)
+        self._windows: dict[str, SensorWindow] = {}
+
+    def poll(self, force: bool = False) -> tuple[Sensation, float] | None:
+        """The sensation of the newest windows and its timestamp, or None if no sensor has news.
+
+        Args:
+            force: read every window even if none changed.
+
+        Returns:
+            ``(sensation, timestamp)``; the timestamp is the capture time of the stalest stream's
+            newest slot (an observation is as old as its oldest part).
+        """
+        # A window never read yet is read at once: every sensation sees every sensor.
+        updated = [n for n, b in self._buffers.items() if force or n not in self._windows or b.updated()]
+        if not updated:
+            return None
+        for name in updated:
+            self._windows[name] = SensorWindow(*self._buffers[name].read_update(self._window_lens[name]))
+        sensation = self._sense(dict(self._windows))
+        return sensation, min(float(w.timestamps[-1]) for w in self._windows.values())
+
+
+def send_commands(commands: Mapping[str, Any], actuator_buffers: Mapping[str, SharedBuffer]) -> None:
+    """Writes each command into its communicator's actuator buffer.
+
+    Raises:
+        KeyError: a command names a communicator that has no actuator.
+    """
+    unknown = sorted(set(commands) - set(actuator_buffers))
+    if unknown:
+        raise KeyError(f"the task's actuate() returned commands for {unknown}, which have no actuator; "
+                       f"actuators: {sorted(actuator_buffers)}")
+    for name, command in commands.items():
+        actuator_buffers[name].write(command)
 
 
 class PollingLoop(Communicator):
-    """Moves sensor data into sensations and actions into actuator commands, in its own process.
+    """Runs the polling loop in its own process (multiprocess run mode).
 
     Args:
-        env: the environment whose hooks it runs (pickled into the child under spawn).
-        sensation_args: SharedBuffer arguments of one sensation slot.
+        sense: the task's ``sense`` (pickled into the child with its task).
+        actuate: the task's ``actuate``.
+        sensor_buffers: name -> sensor buffer the sensation is computed from.
+        windows: name -> window length.
+        actuator_buffers: name -> actuator buffer ``actuate`` may write.
+        codec: packs a sensation into one slot of the loop's sensor buffer.
         action_dim: length of the action vector.
         sleep_time: seconds to sleep when there is nothing new, bounding the added latency.
+        realtime_priority: SCHED_FIFO priority of the loop's threads; None keeps the scheduler.
+        cpu_affinity: CPUs to pin the loop to; None leaves it free.
+        name: for messages.
         start_method: as for Communicator.
     """
 
-    def __init__(self, env: "RTRLBaseEnv", sensation_args: dict[str, Any], action_dim: int,
-                 sleep_time: float, start_method: str | None = None) -> None:
-        super().__init__(sensation_args, {"shape": (action_dim,), "dtype": "f8", "buffer_len": 2},
-                         name=f"{type(env).__name__} polling loop", start_method=start_method)
-        self.env = env
+    def __init__(self, sense: SenseFn, actuate: ActuateFn, sensor_buffers: Mapping[str, SharedBuffer],
+                 windows: Mapping[str, int], actuator_buffers: Mapping[str, SharedBuffer],
+                 codec: SensationCodec, action_dim: int, sleep_time: float,
+                 realtime_priority: int | None = None, cpu_affinity: set[int] | None = None,
+                 name: str = "polling loop", start_method: str | None = None) -> None:
+        super().__init__({**codec.slot_args, "buffer_len": 2}, {"shape": (action_dim,), "dtype": "f8", "buffer_len": 2},
+                         name=name, start_method=start_method)
+        self._poller = SensationPoller(sense, sensor_buffers, windows)
+        self._actuate = actuate
+        self._actuator_buffers = dict(actuator_buffers)
         self.sleep_time = sleep_time
+        self._realtime = (realtime_priority, cpu_affinity)
+        self.codec = codec
 
     def _open_device(self) -> None:
         # The loop that carries actions to the actuators gets the env's real-time priority too.
-        enable_realtime(self.env._realtime_priority, self.env._cpu_affinity)
+        enable_realtime(*self._realtime)
 
     def _sensor_handler(self) -> None:
-        sensation = self.env._poll_sensation()
-        if sensation is None:
+        polled = self._poller.poll()
+        if polled is None:
             time.sleep(self.sleep_time)
             return
-        value, timestamp = sensation
-        self.sensor_buffer.write(self.env._pack_sensation(value), timestamp=timestamp)
+        sensation, timestamp = polled
+        self.sensor_buffer.write(self.codec.pack(sensation), timestamp=timestamp)
 
     def _actuator_handler(self) -> None:
         if not self.actuator_buffer.updated():
             time.sleep(self.sleep_time)
             return
-        action, timestamp, index = self.actuator_buffer.read_update()
-        self.env._actuate(action[0], float(timestamp[0]), int(index[0]))
+        action, _, _ = self.actuator_buffer.read_update()
+        send_commands(self._actuate(action[0]), self._actuator_buffers)
 
     def _on_actuator_timeout(self) -> None:
         time.sleep(self.sleep_time)  # no action yet: nothing to actuate
+
+
+class PollingThread:
+    """The polling loop as a thread of the agent's process (multithread run mode).
+
+    Same arguments and buffers as :class:`PollingLoop`, so the env drives both alike; one thread
+    does both halves. A failure in the thread is raised by :meth:`raise_if_failed` as
+    CommunicatorError with its traceback.
+    """
+
+    def __init__(self, sense: SenseFn, actuate: ActuateFn, sensor_buffers: Mapping[str, SharedBuffer],
+                 windows: Mapping[str, int], actuator_buffers: Mapping[str, SharedBuffer],
+                 codec: SensationCodec, action_dim: int, sleep_time: float,
+                 realtime_priority: int | None = None, cpu_affinity: set[int] | None = None,
+                 name: str = "polling thread", start_method: str | None = None) -> None:
+        del realtime_priority, cpu_affinity, start_method  # the thread shares the caller's scheduler
+        self.name = name
+        self.codec = codec
+        self.sensor_buffer = SharedBuffer(**codec.slot_args, buffer_len=2)
+        self.actuator_buffer = SharedBuffer(shape=(action_dim,), dtype=np.float64, buffer_len=2)
+        self._poller = SensationPoller(sense, sensor_buffers, windows)
+        self._actuate, self._actuator_buffers = actuate, dict(actuator_buffers)
+        self.sleep_time = sleep_time
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._error: str | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                polled = self._poller.poll()
+                if polled is not None:
+                    self.sensor_buffer.write(self.codec.pack(polled[0]), timestamp=polled[1])
+                if self.actuator_buffer.updated():
+                    action, _, _ = self.actuator_buffer.read_update()
+                    send_commands(self._actuate(action[0]), self._actuator_buffers)
+                elif polled is None:
+                    time.sleep(self.sleep_time)
+        except BaseException:  # noqa: BLE001 - raised in the agent's thread by raise_if_failed
+            self._error = traceback.format_exc()
+
+    def raise_if_failed(self) -> None:
+        """Raises CommunicatorError with the thread's traceback if it failed."""
+        if self._error is not None:
+            raise CommunicatorError(f"{self.name!r} failed in its thread:\n{self._error}")
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stops the thread and frees its buffers. Idempotent."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self.sensor_buffer.close()
+        self.actuator_buffer.close()

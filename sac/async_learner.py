@@ -31,10 +31,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from communicators.errors import LearnerError
+from sac.errors import LearnerError
 from sac.agent import SACAgent
 from sac.replay_buffer import SharedReplayBuffer
-from sac.shared_arrays import SharedArrays
+from communicators.shared_memory import SharedArrays
 from sac.weights import VersionedArray, WeightPublisher
 
 STAT_KEYS = ("train/critic_loss", "train/actor_loss", "train/alpha_loss", "train/alpha",

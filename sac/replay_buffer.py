@@ -19,8 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from communicators.errors import ReplayBufferError
-from sac.shared_arrays import SharedArrays
+from sac.errors import ReplayBufferError
+from communicators.shared_memory import SharedArrays
 
 logger = logging.getLogger(__name__)
 _LO, _HI, _FRAMES = 0, 1, 2  # header slots

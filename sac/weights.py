@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sac.shared_arrays import SharedArrays
+from communicators.shared_memory import SharedArrays
 
 _VERSION = 0  # header: newest version, then (sequence, version) of slot 0 and of slot 1
 

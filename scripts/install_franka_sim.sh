@@ -84,5 +84,5 @@ EOF
 fi
 
 echo "install_franka_sim: done in $(( $(date +%s) - start )) s"
-echo "  tests start it on loopback via communicators/libfranka/franka_sim_process.py; by hand (binds 0.0.0.0):"
+echo "  tests start it on loopback via communicators/franka/libfranka/franka_sim_process.py; by hand (binds 0.0.0.0):"
 echo "  FR3_MJCF=$MJCF_DIR/fr3.xml $SIM_VENV/bin/run-franka-sim-server --no-gripper --enforce-comm-constraints --enforce-motion-limits"

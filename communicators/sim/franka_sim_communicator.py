@@ -1,13 +1,13 @@
 """Simulated Franka arm: MuJoCo physics in its own process, locked to wall-clock time.
 
-Device: `FrankaPhysics` (communicators/sim/franka_physics.py), stepped at its timestep (0.002 s by
+Device: `FrankaPhysics` (communicators/sim/physics/franka_physics.py), stepped at its timestep (0.002 s by
 default) in small batches against absolute deadlines on time.monotonic(): each batch runs as many
 physics steps as wall time says are due, so simulated time tracks wall time (real-time factor 1.0)
 without drifting, and a late wake-up is caught up by the next batch.
 
 Buffers:
     sensor_buffer: float64 (21,), the arm's state in the shared layout of
-        communicators/franka_state.py (q rad, dq rad/s, TCP position m, TCP quaternion wxyz),
+        communicators/franka/state.py (q rad, dq rad/s, TCP position m, TCP quaternion wxyz),
         published after every batch (at `publish_rate_hz`, 500 Hz by default). Timestamp: the
         time.monotonic() instant the simulated state corresponds to.
     actuator_buffer: float64 (7,), joint-velocity command, rad/s. Every batch passes the latest
@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from communicators.communicator import Communicator
-from communicators.franka_kinematics import NUM_JOINTS
-from communicators.franka_safety import SafetyFilter, SafetyLimits
-from communicators.franka_state import STATE_DIM
+from communicators.franka.kinematics import NUM_JOINTS
+from communicators.franka.safety import SafetyFilter, SafetyLimits
+from communicators.franka.state import STATE_DIM
 from communicators.shared_buffer import SharedBuffer
-from communicators.sim.franka_physics import FrankaPhysics, FrankaPhysicsConfig
+from communicators.sim.physics.franka_physics import FrankaPhysics, FrankaPhysicsConfig
 
 STATS_DIM = 3
 STATS_RTF, STATS_LATENESS_MS, STATS_STEPS = 0, 1, 2

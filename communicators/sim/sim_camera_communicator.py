@@ -2,7 +2,7 @@
 
 Rate: `fps` frames per second (30 by default), paced by the Communicator's sensor loop. The
 camera keeps its own MuJoCo model and data: each frame it copies the freshest arm state from the
-arm's sensor buffer (the 21-float layout of communicators/franka_state.py) and the freshest target
+arm's sensor buffer (the 21-float layout of communicators/franka/state.py) and the freshest target
 position from the target's sensor buffer, poses the scene kinematically and renders it with
 `mujoco.Renderer` (OpenGL through EGL, no display needed).
 
@@ -22,13 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import communicators.sim  # noqa: F401  (sets MUJOCO_GL=egl before mujoco is imported)
 from communicators.communicator import Communicator
 from communicators.errors import DeviceError
-from communicators.franka_state import Q, STATE_DIM
+from communicators.franka.state import Q, STATE_DIM
 from communicators.shared_buffer import SharedBuffer
-from communicators.sim import scene
-from communicators.sim.franka_physics import FrankaPhysics, FrankaPhysicsConfig
+from communicators.sim.physics import scene
+from communicators.sim.physics.franka_physics import FrankaPhysics, FrankaPhysicsConfig
 from communicators.sim.franka_sim_communicator import check_start_method
 
 _HIDDEN_TARGET = np.array([-5.0, -5.0, -1.0])  # below the table, out of every camera's view

@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-# Default box: a patch of the monitor lying under the Franka (communicators/sim/scene.py: screen
+# Default box: a patch of the monitor lying under the Franka (communicators/sim/physics/scene.py: screen
 # x 0.3..0.7, y -0.3..0.3) that the wrist camera sees from the arm's home pose, kept one target
 # radius inside the screen edges. World frame = robot base frame, metres; z is the scene's
 # TARGET_REST_Z: the screen surface, level with the robot base, on which the target lies.

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from communicators.libfranka.franka_sim_process import missing_install
+from communicators.franka.libfranka.franka_sim_process import missing_install
 
 pytestmark = pytest.mark.timeout(120)
 

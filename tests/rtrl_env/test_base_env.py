@@ -1,4 +1,5 @@
-"""RTRLBaseEnv: the Gymnasium cycle in both run modes, Dict observations, timing, bad input, crashes, cleanup."""
+"""RTRLBaseEnv over toy tasks: the Gymnasium cycle in every run mode, Dict observations, timing, bad
+input, crashes, cleanup."""
 
 from __future__ import annotations
 
@@ -13,16 +14,17 @@ import numpy as np
 import pytest
 
 from communicators import CommunicatorError
-from communicators.errors import EnvError
+from rtrl_env.errors import EnvError
 from rtrl_env import RTRLBaseEnv
 from tests.support.processes import Script, child_pids, own_segments, pid_alive, segments_of, wait_until
 from tests.support.toy_communicators import FRAME_SHAPE, CounterSensor, CrashOnDemand
-from tests.support.toy_envs import ACTION_DIM, DictToyEnv, FlatToyEnv, env_pids
+from tests.support.toy_envs import ACTION_DIM, FlatToyTask, dict_toy_env, env_pids, flat_toy_env
 
 pytestmark = pytest.mark.timeout(60)
 
 MODES = [
     pytest.param("singlethread", "fork", id="singlethread"),
+    pytest.param("multithread", "fork", id="multithread"),
     pytest.param("multiprocess", "fork", id="multiprocess-fork"),
     pytest.param("multiprocess", "spawn", id="multiprocess-spawn"),
 ]
@@ -35,8 +37,8 @@ def envs():
     """Builds envs for a test and closes them afterwards, even when it fails."""
     made = []
 
-    def make(cls=FlatToyEnv, **kwargs):
-        made.append(cls(**kwargs))
+    def make(factory=flat_toy_env, **kwargs):
+        made.append(factory(**kwargs))
         return made[-1]
 
     yield make
@@ -52,7 +54,7 @@ def all_gone(pids: list[int]) -> bool:
 def test_flat_env_steps_deliver_actions_and_fresh_observations(run_mode, method, envs):
     env = envs(run_mode=run_mode, start_method=method)
     obs, info = env.reset(seed=0)
-    assert env.observation_space.contains(obs) and env.resets == 1
+    assert env.observation_space.contains(obs) and env.task.resets == 1
     assert info["timing"]["obs_age"] >= 0
     assert obs[2] != os.getpid(), "the device was opened in the agent's process"
     indices, echoed = [obs[0]], False
@@ -75,7 +77,7 @@ def test_flat_env_steps_deliver_actions_and_fresh_observations(run_mode, method,
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_dict_observation_keeps_uint8_images_in_multiprocess_mode(method, envs):
-    env = envs(DictToyEnv, start_method=method)
+    env = envs(dict_toy_env, start_method=method)
     obs, _ = env.reset()
     frames = set()
     for _ in range(10):
@@ -84,20 +86,9 @@ def test_dict_observation_keeps_uint8_images_in_multiprocess_mode(method, envs):
         assert obs["image"].dtype == np.uint8 and obs["image"].shape == FRAME_SHAPE
         assert np.unique(obs["image"]).size == 1
         frames.add(int(obs["image"][0, 0, 0]))
-        assert reward == 0.0 and terminated is False
+        assert reward == obs["state"][0] and terminated is False
     assert len(frames) > 1, "the image never changed between steps"
     assert wait_until(lambda: np.allclose(env.step(ACTION)[0]["state"][CounterSensor.HEADER:], ACTION), 5.0)
-
-
-@pytest.mark.parametrize("run_mode", ["singlethread", "multiprocess"])
-def test_reward_and_done_of_a_dict_sensation_are_not_part_of_the_observation(run_mode, envs):
-    env = envs(DictToyEnv, run_mode=run_mode, with_reward=True)
-    obs, _ = env.reset()
-    assert set(obs) == {"image", "state"}
-    for _ in range(3):
-        obs, reward, terminated, _, _ = env.step(ACTION)
-        assert env.observation_space.contains(obs), sorted(obs)
-        assert reward == obs["state"][0] and terminated is False
 
 
 def test_timing_report_after_a_short_run(envs):
@@ -118,11 +109,11 @@ def test_timing_report_after_a_short_run(envs):
 
 
 BAD_ACTIONS = [
-    pytest.param([np.nan, 0.0], "contains NaN or inf", id="nan"),
-    pytest.param([0.0, np.inf], "contains NaN or inf", id="inf"),
+    pytest.param([np.nan, 0.0], "action[0]=nan is not finite", id="nan"),
+    pytest.param([0.0, np.inf], "action[1]=inf is not finite", id="inf"),
     pytest.param([0.1, 0.2, 0.3], "action has shape (3,), expected (2,)", id="too-long"),
     pytest.param([[0.1, 0.2]], "action has shape (1, 2), expected (2,)", id="wrong-rank"),
-    pytest.param([1.5, 0.0], "is outside the action space", id="out-of-bounds"),
+    pytest.param([1.5, 0.0], "action[0]=1.5 is outside [-1, 1], the action space", id="out-of-bounds"),
 ]
 
 
@@ -131,8 +122,8 @@ def test_bad_actions_raise_and_send_nothing(run_mode, envs):
     env = envs(run_mode=run_mode)
     env.reset()
     env.step(ACTION)
-    comm = env._actuator_comms["toy"]
-    buffers = [comm.actuator_buffer] + ([env._polling_loop.actuator_buffer] if run_mode == "multiprocess" else [])
+    # Every actuator buffer of the env's processes: the device's, and the polling loop's action input.
+    buffers = [p.actuator_buffer for p in env.processes]
     for param in BAD_ACTIONS:
         action, match = param.values
         before = [b.num_writes for b in buffers]
@@ -148,26 +139,23 @@ def test_bad_actions_raise_and_send_nothing(run_mode, envs):
     ({"dt": 0}, ValueError, "dt=0 must be a positive number of seconds"),
     ({"dt": -0.02}, ValueError, "dt=-0.02 must be a positive number of seconds"),
     ({"dt": float("nan")}, ValueError, "dt=nan must be a positive number of seconds"),
-    ({"run_mode": "threads"}, ValueError, "run_mode='threads'; choose one of ('singlethread', 'multiprocess')"),
-    ({"comm_class": dict}, TypeError, "dict is not a subclass of communicators.Communicator"),
-    ({"comm_class": "CounterSensor"}, TypeError, "'Communicator' must be a Communicator class"),
-    ({"comm_class": lambda **kw: object()}, TypeError, "the factory returned object, not a Communicator"),
-], ids=["dt-zero", "dt-negative", "dt-nan", "unknown-run-mode", "not-a-communicator", "not-callable", "bad-factory"])
-def test_bad_constructor_arguments_fail_before_any_process_starts(kwargs, error, match):
+    ({"run_mode": "threads"}, ValueError,
+     "run_mode='threads'; choose one of ('singlethread', 'multithread', 'multiprocess')"),
+    ({"max_episode_steps": 0}, ValueError, "max_episode_steps=0 must be a positive integer or None"),
+    ({"windows": {"camera": 1}}, ValueError, "windows names ['camera'], which are not communicators (['toy'])"),
+], ids=["dt-zero", "dt-negative", "dt-nan", "unknown-run-mode", "zero-episode-steps", "unknown-window"])
+def test_bad_constructor_arguments_fail_before_any_process_starts_and_free_the_devices(kwargs, error, match):
     children, segments = child_pids(), own_segments()
     with pytest.raises(error, match=re.escape(match)):
-        FlatToyEnv(**kwargs)
-    assert child_pids() == children, "a rejected env started processes"
-    assert own_segments() == segments, "a rejected env left segments"
-
-
-def test_a_bad_second_communicator_frees_the_first_ones_buffers():
-    segments = own_segments()
-    setups = {"good": {"Communicator": CounterSensor, "kwargs": {}}, "bad": {"Communicator": dict}}
-    with pytest.raises(TypeError, match="is not a subclass"):
-        RTRLBaseEnv(setups, ACTION_DIM, 6)
+        RTRLBaseEnv(FlatToyTask(), {"toy": CounterSensor()}, **{"dt": 0.02, **kwargs})
     gc.collect()
-    assert own_segments() == segments
+    assert child_pids() == children, "a rejected env started processes"
+    assert own_segments() == segments, "a rejected env left the communicators' segments"
+
+
+def test_something_that_is_not_a_communicator_is_refused_by_its_name():
+    with pytest.raises(TypeError, match=re.escape("communicator 'bad' is a dict, not a communicators.Communicator")):
+        RTRLBaseEnv(FlatToyTask(), {"bad": {}}, dt=0.02)
 
 
 def test_step_before_reset_raises(envs):
@@ -184,7 +172,7 @@ def test_a_crashing_communicator_stops_the_env_with_its_traceback(run_mode, meth
     env.reset()
     env.step(ACTION)
     pids = env_pids(env)
-    comm = env._sensor_comms["toy"]
+    comm = env.devices["toy"]
     comm.crash()
     assert wait_until(lambda: not comm.is_alive(), 5.0), "the communicator did not end on its error"
     with pytest.raises(EnvError) as caught:
@@ -204,8 +192,10 @@ def test_a_killed_polling_loop_stops_the_env(envs):
     env.reset()
     env.step(ACTION)
     pids = env_pids(env)
-    os.kill(env._polling_loop.pid, signal.SIGKILL)
-    assert wait_until(lambda: not env._polling_loop.is_alive(), 5.0)
+    loop = env.processes[-1]
+    assert "polling loop" in loop.name
+    os.kill(loop.pid, signal.SIGKILL)
+    assert wait_until(lambda: not loop.is_alive(), 5.0)
     with pytest.raises(EnvError, match=r"polling loop'? died(.|\n)*killed by signal 9"):
         env.step(ACTION)
     assert wait_until(lambda: all_gone(pids), 2.0), "children outlived the dead polling loop by 2 s"
@@ -214,8 +204,8 @@ def test_a_killed_polling_loop_stops_the_env(envs):
 MAIN_SCRIPT = """
 import json, time
 import numpy as np
-from tests.support.toy_envs import FlatToyEnv, env_pids
-env = FlatToyEnv(run_mode="multiprocess", start_method={method!r})
+from tests.support.toy_envs import env_pids, flat_toy_env
+env = flat_toy_env(run_mode="multiprocess", start_method={method!r})
 env.reset()
 for _ in range(3):
     env.step(np.zeros(2))
@@ -242,21 +232,22 @@ def test_every_child_exits_when_the_main_process_is_killed(method):
 
 def test_context_manager_starts_and_closes_everything():
     segments = own_segments()
-    with FlatToyEnv(run_mode="multiprocess") as env:
+    with flat_toy_env(run_mode="multiprocess") as env:
+        procs = env.processes
         pids = env_pids(env)
         assert len(pids) == 2 and all(pid_alive(p) for p in pids)
         env.reset()
         env.step(ACTION)
     assert wait_until(lambda: all_gone(pids), 2.0)
-    assert [p.exitcode for p in env._all_comms.values()] == [0] and env._polling_loop.exitcode == 0
+    assert [p.exitcode for p in procs] == [0, 0]
     assert own_segments() == segments
 
 
 def test_after_a_crash_every_call_repeats_the_cause_instead_of_an_unrelated_error():
-    env = FlatToyEnv(run_mode="singlethread", comm_class=CrashOnDemand)
+    env = flat_toy_env(run_mode="singlethread", comm_class=CrashOnDemand)
     try:
         env.reset()
-        env._all_comms["toy"].crash()
+        env.devices["toy"].crash()
         deadline = time.monotonic() + 10
         with pytest.raises(EnvError):
             while time.monotonic() < deadline:
@@ -270,14 +261,13 @@ def test_after_a_crash_every_call_repeats_the_cause_instead_of_an_unrelated_erro
 
 def test_a_window_longer_than_the_sensor_buffer_fails_before_any_process_starts():
     before = set(child_pids())
-    setups = {"toy": {"Communicator": CounterSensor, "kwargs": {}, "num_sensor_packets": 99}}
-    with pytest.raises(ValueError, match="num_sensor_packets=99 must be between 1 and its sensor buffer_len"):
-        RTRLBaseEnv(setups, ACTION_DIM, 4, run_mode="singlethread", dt=0.02)
+    with pytest.raises(ValueError, match="communicator 'toy': window 99 must be an int between 1 and its sensor buffer_len"):
+        RTRLBaseEnv(FlatToyTask(), {"toy": CounterSensor()}, windows={"toy": 99}, run_mode="singlethread", dt=0.02)
     assert set(child_pids()) == before
 
 
 def test_a_closed_env_says_so_instead_of_failing_obscurely():
-    env = FlatToyEnv(run_mode="singlethread")
+    env = flat_toy_env(run_mode="singlethread")
     env.reset()
     env.close()
     env.close()  # idempotent
@@ -287,7 +277,7 @@ def test_a_closed_env_says_so_instead_of_failing_obscurely():
 
 
 def test_drift_stays_on_the_grid_after_an_overrun():
-    env = FlatToyEnv(run_mode="singlethread", dt=0.02)
+    env = flat_toy_env(run_mode="singlethread", dt=0.02)
     try:
         env.reset()
         env.step(np.zeros(env.action_space.shape))
@@ -301,35 +291,34 @@ def test_drift_stays_on_the_grid_after_an_overrun():
         env.close()
 
 
-class _TwoDeviceEnv(RTRLBaseEnv):
-    """Device 'a' takes the actions; device 'b' is marked 'actuated': False."""
+class _TwoDeviceTask(FlatToyTask):
+    """Device 'a' takes the actions; device 'b' is sent nothing by actuate, only its stop command."""
 
-    def __init__(self):
-        kwargs = {"rate_hz": 200.0, "dim": ACTION_DIM}
-        setups = {"a": {"Communicator": CounterSensor, "kwargs": kwargs},
-                  "b": {"Communicator": CounterSensor, "kwargs": kwargs, "actuated": False}}
-        super().__init__(setups, ACTION_DIM, 1, run_mode="singlethread", dt=0.02)
+    def sense(self, windows):
+        return np.zeros(self.OBS_DIM)
 
-    def _compute_sensation_(self, name_to_sensor_window):
-        return np.array([0.0, 0.0, 0.0])
+    def actuate(self, action):
+        return {"a": action}
 
-    def _compute_actuation_(self, action, timestamp, index):
-        for packet in self._actuation_packet_.values():
-            packet[:] = action
-
-    def _reset_(self):
-        pass
+    def stop_commands(self):
+        return {"a": np.zeros(ACTION_DIM), "b": np.zeros(ACTION_DIM)}
 
 
-def test_a_setup_marked_not_actuated_receives_no_actuation_packets():
-    env = _TwoDeviceEnv()
+@pytest.mark.parametrize("run_mode", ["singlethread", "multiprocess"])
+def test_actuate_sends_only_to_the_devices_it_names_and_episode_end_stops_all(run_mode):
+    env = RTRLBaseEnv(_TwoDeviceTask(), {"a": CounterSensor(), "b": CounterSensor()}, dt=0.02,
+                      run_mode=run_mode, max_episode_steps=5)
     try:
         env.reset()
         action = np.full(ACTION_DIM, 0.5)
-        for _ in range(5):
+        for step in range(5):
+            truncated = env.step(action)[3]
+            assert truncated == (step == 4)
+        a, b = env.devices["a"].actuator_buffer, env.devices["b"].actuator_buffer
+        assert b.num_writes == 1 and np.all(b.latest()[0] == 0), "b got something besides its stop command"
+        assert a.num_writes >= 6 and np.all(a.latest()[0] == 0), "the episode end did not stop device a"
+        with pytest.raises(EnvError, match=re.escape("after the episode ended: call reset() first")):
             env.step(action)
-        assert env._all_comms["a"].actuator_buffer.num_writes >= 5
-        assert env._all_comms["b"].actuator_buffer.num_writes == 0
     finally:
         env.close()
 

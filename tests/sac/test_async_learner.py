@@ -13,7 +13,7 @@ import pytest
 import torch
 from sac_fixtures import A, IMAGE_SHAPE, P, make_obs, tiny_config
 
-from communicators.errors import LearnerError
+from sac.errors import LearnerError
 from sac.agent import SACAgent
 from sac.async_learner import AsyncLearner, LearnerConfig
 from sac.replay_buffer import SharedReplayBuffer

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sac_fixtures import FRAMES, IMAGE_SHAPE, A, P, make_obs
 
-from communicators.errors import ReplayBufferError
+from sac.errors import ReplayBufferError
 from sac.replay_buffer import SharedReplayBuffer
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_leaked_segments")]

@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 
-from communicators.franka_kinematics import READY_POSE, jacobian
-from communicators.franka_safety import SafetyLimits
-from communicators.franka_state import DQ, EE_POS, Q, STATE_DIM
+from communicators.franka.kinematics import READY_POSE, jacobian
+from communicators.franka.safety import SafetyLimits
+from communicators.franka.state import DQ, EE_POS, Q, STATE_DIM
 from communicators.shared_buffer import SEGMENT_PREFIX
-from communicators.sim.franka_physics import FrankaPhysicsConfig
+from communicators.sim.physics.franka_physics import FrankaPhysicsConfig
 from communicators.sim.franka_sim_communicator import FrankaSimCommunicator, FrankaSimConfig
 from tests.support.processes import wait_for
 

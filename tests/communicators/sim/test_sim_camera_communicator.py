@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 
-import communicators.sim  # noqa: F401  (first: sets MUJOCO_GL=egl before mujoco loads)
-from communicators.franka_state import Q
+import communicators.sim.physics  # noqa: F401  (first: sets MUJOCO_GL=egl before mujoco loads)
+from communicators.franka.state import Q
 from communicators.shared_buffer import SEGMENT_PREFIX, SharedBuffer
-from communicators.sim import scene
-from communicators.sim.franka_physics import FrankaPhysics
+from communicators.sim.physics import scene
+from communicators.sim.physics.franka_physics import FrankaPhysics
 from communicators.sim.franka_sim_communicator import FrankaSimCommunicator
 from communicators.sim.sim_camera_communicator import SimCameraCommunicator, SimCameraConfig
 from tests.support.processes import wait_for

@@ -130,7 +130,7 @@ def test_a_malformed_episode_request_reaches_the_parent_as_an_error(running):
 def test_default_box_lies_on_the_sim_monitor_where_the_target_disc_rests():
     import mujoco
 
-    from communicators.sim import scene
+    from communicators.sim.physics import scene
 
     model = scene.build_model()
     data = mujoco.MjData(model)

@@ -1,0 +1,153 @@
+"""Settings of the Franka visual reacher (one dataclass, checked on construction).
+
+Keyword arguments of `gymnasium.make("FrankaVisualReacher-v0", ...)` are fields of this class; an
+unknown name raises TypeError listing the valid ones.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from communicators.realtime import PacingMode
+from rtrl_env.base_env import RUN_MODES
+from rtrl_env.reacher.homing import HomingConfig
+from rtrl_env.reacher.image_reward import ImageRewardConfig
+from rtrl_env.reacher.devices import CommunicatorFactory, ExtraSensor, check_backend
+from rtrl_env.reacher.joints import (ALL_JOINTS, DEFAULT_MAX_JOINT_VELOCITY, HOME_POSE,
+                                   ActionScaler, check_joints)
+
+RESERVED_KEYS = ("image", "proprioception")
+
+
+@dataclass
+class FrankaVisualReacherConfig:
+    """Everything the reacher can be configured with.
+
+    Attributes:
+        joints: joints the action moves (0..6 = A1..A7); the others hold still.
+        env_id: name used in error messages (set by the registered id).
+        backend: robot backend, "sim" (default), "ros" or "libfranka"
+            (see rtrl_env/reacher/devices.py).
+        robot_config: the backend's own config (e.g. FrankaSimConfig); None for its defaults.
+        dt: action cycle, s.
+        episode_length_s: episode duration, s; a whole number of cycles.
+        image_width: camera image width, pixels.
+        image_height: camera image height, pixels.
+        camera_fps: camera frame rate, Hz.
+        frame_stack: number of camera frames stacked in the image observation (k).
+        max_joint_velocity: joint speed at action +-1, rad/s.
+        home_pose: reset goal before jitter, 7 joint angles, rad.
+        home_jitter: uniform noise added to the moving joints' home angles, +- rad.
+        reward: red colour range, scale and clip of the image reward.
+        homing: gains, tolerance and time limit of the reset move.
+        target: the target communicator's config (TargetConfig for the sim, TargetDisplayConfig
+            for real set-ups); None for its defaults.
+        camera: factory of a camera communicator replacing the default; see
+            reacher_communicators.py.
+        target_communicator: factory of a target communicator replacing the default.
+        extra_sensors: more sensors, observation key -> ExtraSensor.
+        new_target_timeout_s: after requesting a new target at reset, wait at most this long (s)
+            for the target and then a camera frame that shows it.
+        run_mode: the base env's run mode: "multiprocess", "multithread" or "singlethread".
+        pacing: the base env's pacing, "deadline" (the default, no drift) or "relative" (the seed's
+            and SenseAct's, for comparison).
+        realtime_priority: SCHED_FIFO priority (1..99) of the stepping thread and the polling
+            loop, so a learner at full load cannot delay the cycle; None keeps the normal
+            scheduler. Needs root or CAP_SYS_NICE (otherwise a warning, and the normal scheduler).
+    """
+
+    joints: tuple[int, ...] = ALL_JOINTS
+    env_id: str = "FrankaVisualReacher-v0"
+    backend: str = "sim"
+    robot_config: Any = None
+    dt: float = 0.04
+    episode_length_s: float = 4.0
+    image_width: int = 160
+    image_height: int = 120
+    camera_fps: float = 30.0
+    frame_stack: int = 3
+    max_joint_velocity: float = DEFAULT_MAX_JOINT_VELOCITY
+    home_pose: tuple[float, ...] = tuple(HOME_POSE)
+    home_jitter: float = 0.1
+    reward: ImageRewardConfig = field(default_factory=ImageRewardConfig)
+    homing: HomingConfig = field(default_factory=HomingConfig)
+    target: Any = None
+    camera: CommunicatorFactory | None = None
+    target_communicator: CommunicatorFactory | None = None
+    extra_sensors: dict[str, ExtraSensor] = field(default_factory=dict)
+    new_target_timeout_s: float = 2.0
+    run_mode: str = "multiprocess"
+    pacing: str = "deadline"
+    realtime_priority: int | None = None
+
+    def __post_init__(self) -> None:
+        self.joints = check_joints(self.joints)
+        check_backend(self.backend)
+        ActionScaler(self.joints, self.max_joint_velocity)  # validates the speed
+        for name in ("dt", "episode_length_s", "camera_fps", "new_target_timeout_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+                raise ValueError(f"FrankaVisualReacherConfig.{name}={value!r}: expected a "
+                                 "number > 0 (seconds or Hz)")
+        steps = self.episode_length_s / self.dt
+        if abs(steps - round(steps)) > 1e-6 or round(steps) < 1:
+            n = max(1, round(steps))
+            raise ValueError(
+                f"episode_length_s={self.episode_length_s} s is not a whole number of cycles of "
+                f"dt={self.dt} s; try episode_length_s={n * self.dt:.6g}")
+        for name in ("image_width", "image_height", "frame_stack"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"FrankaVisualReacherConfig.{name}={value!r}: expected an "
+                                 "int >= 1")
+        home = np.asarray(self.home_pose, dtype=np.float64)
+        if home.shape != (7,) or not np.all(np.isfinite(home)):
+            raise ValueError(f"FrankaVisualReacherConfig.home_pose={self.home_pose!r}: expected "
+                             "7 joint angles in rad")
+        self.home_pose = tuple(float(v) for v in home)
+        if not (np.isfinite(self.home_jitter) and 0 <= self.home_jitter <= 0.5):
+            raise ValueError(f"FrankaVisualReacherConfig.home_jitter={self.home_jitter!r} rad: "
+                             "expected a number in [0, 0.5]")
+        if not isinstance(self.reward, ImageRewardConfig):
+            raise TypeError(f"FrankaVisualReacherConfig.reward must be an ImageRewardConfig, "
+                            f"got {type(self.reward).__name__}")
+        if not isinstance(self.homing, HomingConfig):
+            raise TypeError(f"FrankaVisualReacherConfig.homing must be a HomingConfig, "
+                            f"got {type(self.homing).__name__}")
+        for key, sensor in self.extra_sensors.items():
+            if key in RESERVED_KEYS or key in ("robot", "target", "camera"):
+                raise ValueError(f"extra sensor name {key!r} is taken; choose another than "
+                                 f"{RESERVED_KEYS + ('robot', 'target', 'camera')}")
+            if not isinstance(sensor, ExtraSensor):
+                raise TypeError(f"extra_sensors[{key!r}] must be an ExtraSensor, "
+                                f"got {type(sensor).__name__}")
+        if self.run_mode not in RUN_MODES:
+            raise ValueError(f"FrankaVisualReacherConfig.run_mode={self.run_mode!r}: expected one of {RUN_MODES}")
+        self.pacing = PacingMode(self.pacing).value
+        if self.realtime_priority is not None and not (
+                isinstance(self.realtime_priority, (int, np.integer)) and 1 <= self.realtime_priority <= 99):
+            raise ValueError(f"FrankaVisualReacherConfig.realtime_priority={self.realtime_priority!r}: "
+                             "expected None or an int in 1..99")
+
+    @property
+    def episode_steps(self) -> int:
+        """Cycles per episode."""
+        return round(self.episode_length_s / self.dt)
+
+    @classmethod
+    def from_kwargs(cls, config: "FrankaVisualReacherConfig | None" = None,
+                    **overrides: Any) -> "FrankaVisualReacherConfig":
+        """`config` (or the defaults) with `overrides` applied, validated again.
+
+        Raises:
+            TypeError: an override names no field; the message lists the fields.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(overrides) - set(names))
+        if unknown:
+            raise TypeError(f"unknown FrankaVisualReacher argument(s) {unknown}; valid: "
+                            f"{', '.join(names)}")
+        return dataclasses.replace(config if config is not None else cls(), **overrides)

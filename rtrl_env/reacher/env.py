@@ -1,0 +1,148 @@
+"""The Franka visual reacher: move the wrist camera until the red target sits in the image centre."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from communicators.communicator import Communicator
+from rtrl_env.base_env import RTRLBaseEnv
+from rtrl_env.reacher.config import FrankaVisualReacherConfig
+from rtrl_env.reacher.devices import SIM_BACKENDS, default_camera, default_target, make_robot
+from rtrl_env.reacher.ground_truth import WristCameraGeometry
+from rtrl_env.reacher.task import ReacherTask
+
+
+class FrankaVisualReacher(RTRLBaseEnv):
+    """## Description
+
+    A Franka arm carries a camera on its wrist (eye-in-hand) above a monitor lying under the arm.
+    A red target sits on the monitor. The agent moves the joints so that the target appears in
+    the centre of the camera image, as in the seed project's visual reacher (after SenseAct's
+    UR-Reacher). It learns from pixels: the observation holds the last k camera frames and the
+    arm's joint state, and the reward is computed from the image alone, so the same task runs on
+    a real arm with a real camera. Everything runs in real time: the arm, the camera and the target
+    are separate processes (communicators) with their own clocks, and each `step` lasts `dt`.
+
+    Two registered ids: `FrankaVisualReacher-v0` moves all 7 joints; `FrankaVisualReacher2-v0`
+    moves A1 (base yaw) and A4 (elbow) only, the others holding still (the seed's
+    "Franka-Reacher-2"; easier to learn on a CPU).
+
+    ## Action Space
+
+    `Box(-1, 1, (n,), float32)`; n = 7, or 2 for FrankaVisualReacher2-v0. Action i is the
+    velocity of joint `joints[i]` as a fraction of `max_joint_velocity` (0.3 rad/s by default):
+
+    | Num | Action (7-joint / 2-joint)             | Control min | Control max | Unit          |
+    |-----|----------------------------------------|-------------|-------------|---------------|
+    | 0   | A1 base yaw velocity / A1              | -1          | 1           | x max rad/s   |
+    | 1   | A2 shoulder velocity / A4 elbow        | -1          | 1           | x max rad/s   |
+    | 2   | A3 upper-arm rotation velocity         | -1          | 1           | x max rad/s   |
+    | 3   | A4 elbow velocity                      | -1          | 1           | x max rad/s   |
+    | 4   | A5 forearm rotation velocity           | -1          | 1           | x max rad/s   |
+    | 5   | A6 wrist pitch velocity                | -1          | 1           | x max rad/s   |
+    | 6   | A7 flange rotation velocity            | -1          | 1           | x max rad/s   |
+
+    An action of the wrong shape, with NaN or inf, or outside [-1, 1] raises ValueError and
+    nothing is sent to the arm. The robot communicator's safety filter then enforces the joint
+    limits, velocity limits and the workspace box (pushing the arm back inside), and stops the arm
+    when commands go stale (100 ms).
+
+    ## Observation Space
+
+    `Dict` with:
+
+    | Key              | Shape          | Dtype   | Content                                           |
+    |------------------|----------------|---------|---------------------------------------------------|
+    | `image`          | (3k, H, W)     | uint8   | last k wrist-camera frames, oldest first, RGB,    |
+    |                  |                |         | channel-first (k=3, H=120, W=160 by default)      |
+    | `proprioception` | (14 + n,)      | float32 | q (7, rad, in [-pi, pi]), dq (7, rad/s, in        |
+    |                  |                |         | [-10, 10]), previous action (n, in [-1, 1])       |
+    | extra sensors    | their space    |         | one key per `extra_sensors` entry                 |
+
+    Frames are stacked at the env-step rate: each step adds the newest camera frame.
+
+    ## Rewards
+
+    `reward = r_image * dt`, where r_image in [0, 4] is the seed's image reward
+    (rtrl_env/reacher/image_reward.py): pixels in a red colour range, weighted by closeness to the image
+    centre, summed, scaled and clipped. Scaling by dt (s) makes returns comparable across cycle
+    times: the return is in "seconds of target centred". Per step: [0, 4 * dt]; per default
+    episode: [0, 16]. `info["reward_image"]` holds r_image.
+
+    ## Starting State
+
+    `reset` moves the arm smoothly (joint-velocity P-control, at most 0.8 rad/s) to the home pose
+    (camera 0.42 m above the monitor centre, looking down) plus uniform jitter of +-`home_jitter`
+    (0.1 rad) on the moving joints, raising EnvError if it cannot get there within 8 s. Then it
+    requests a new target episode (reaching mode: a new random position on the monitor) and waits
+    for a camera frame taken after the target moved.
+
+    ## Episode End
+
+    - Termination: never (there is no failure state; safety is enforced by the communicators).
+    - Truncation: after `episode_length_s` seconds (4 s = 100 steps at dt 40 ms).
+    - A crashed communicator raises EnvError from `step` or `reset`.
+
+    ## Info
+
+    `reward_image` (r_image), `reward` (r_image * dt), `episode_step`, `timing` (cycle timing
+    from RTRLBaseEnv), and with the sim backend `target_position` ((3,), m) and
+    `camera_axis_distance` (m): the ground-truth distance from the target to the camera's optical
+    axis, for evaluation only.
+
+    ## Arguments
+
+    `gymnasium.make("FrankaVisualReacher-v0", **kwargs)` or `FrankaVisualReacher(config, **kwargs)`;
+    every keyword is a field of `FrankaVisualReacherConfig` (rtrl_env/reacher/config.py), e.g.
+    `backend` ("sim", "ros", "libfranka"), `robot_config`, `dt` (0.04 s),
+    `episode_length_s` (4.0), `image_width`/`image_height` (160/120), `camera_fps` (30),
+    `frame_stack` (3), `max_joint_velocity` (0.3 rad/s), `home_jitter` (0.1 rad), `reward`,
+    `target`, `camera`, `target_communicator`, `extra_sensors`. `render_mode="rgb_array"`
+    returns the newest camera frame (H, W, 3).
+
+    ## Version History
+
+    - v0: first version (sim, ROS and libfranka backends; 7-joint and 2-joint variants).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}
+
+    def __init__(self, config: FrankaVisualReacherConfig | None = None,
+                 render_mode: str | None = None, **overrides: Any) -> None:
+        self.config = cfg = FrankaVisualReacherConfig.from_kwargs(config, **overrides)
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode={render_mode!r}; expected None or 'rgb_array'")
+        self.render_mode = render_mode
+        # Ground truth needs the target's true position: only the simulated target knows it.
+        geometry = WristCameraGeometry.from_sim_scene() if cfg.backend in SIM_BACKENDS else None
+        task = ReacherTask(cfg, geometry)
+        windows = {name: sensor.window_len for name, sensor in cfg.extra_sensors.items()}
+        super().__init__(task, _make_communicators(cfg), dt=cfg.dt, windows=windows, run_mode=cfg.run_mode,
+                         max_episode_steps=cfg.episode_steps, pacing=cfg.pacing,
+                         realtime_priority=cfg.realtime_priority)
+
+    def render(self) -> np.ndarray | None:
+        """The newest camera frame, uint8 (H, W, 3), for render_mode="rgb_array"."""
+        frame = self.task.last_frame
+        if self.render_mode != "rgb_array" or frame is None:
+            return None
+        return frame.copy()
+
+
+def _make_communicators(cfg: FrankaVisualReacherConfig) -> dict[str, Communicator]:
+    """Robot, target, camera, then extra sensors, each factory seeing those built before."""
+    built: dict[str, Communicator] = {}
+    try:
+        built["robot"] = make_robot(cfg.backend, cfg.robot_config)
+        target = cfg.target_communicator or default_target(cfg.backend, cfg.target)
+        built["target"] = target(dict(built))
+        camera = cfg.camera or default_camera(cfg.backend, cfg.image_width, cfg.image_height, cfg.camera_fps)
+        built["camera"] = camera(dict(built))
+        for name, sensor in cfg.extra_sensors.items():
+            built[name] = sensor.make(dict(built))
+    except BaseException:
+        for comm in built.values():  # free the shared memory of those already built
+            comm.close()
+        raise
+    return built

@@ -1,0 +1,96 @@
+"""The arm stops when the program driving it is interrupted (Ctrl-C) or killed outright.
+
+A separate Python program drives the simulated arm through FrankaROSCommunicator; the test then
+sends it SIGINT or SIGKILL and watches the bridge's joint_states from a helper process.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from ros_test_helpers import requires_ros, ros_env_for, running_bridge, wait_for
+
+pytestmark = [requires_ros, pytest.mark.timeout(120)]
+
+DRIVER = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    from communicators.franka.ros.franka_ros_communicator import FrankaROSCommunicator, FrankaROSConfig
+    comm = FrankaROSCommunicator(FrankaROSConfig(master_uri=sys.argv[1], ros_ip="127.0.0.1",
+                                                 transport="rospy"))
+    comm.start()
+    try:
+        while comm.sensor_buffer.num_writes == 0:
+            comm.raise_if_failed()
+            time.sleep(0.02)
+        print("driving", comm.pid, flush=True)
+        while True:
+            comm.actuator_buffer.write(np.array([0, 0, 0, 0, 0, 0, 0.3]))
+            time.sleep(0.02)
+    finally:
+        comm.close()
+""")
+
+
+def _record_joint7_velocity(ros_env: dict, seconds: float, queue) -> None:
+    # A helper process, so the test process never becomes a ROS node.
+    os.environ.update(ros_env)
+    import rospy
+    from sensor_msgs.msg import JointState
+
+    from communicators.franka.ros import topics as T
+
+    samples = []
+    rospy.init_node("velocity_recorder", anonymous=True, disable_signals=True)
+    rospy.Subscriber(T.FrankaTopics().joint_states, JointState,
+                     lambda m: samples.append((time.monotonic(), m.velocity[6])))
+    time.sleep(seconds)
+    rospy.signal_shutdown("done")
+    queue.put(samples[::5])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
+def test_arm_stops_when_the_driving_program_ends_abruptly(ros_master, sig):
+    with running_bridge(ros_master, "--rate-hz", "500"):
+        driver = subprocess.Popen([sys.executable, "-c", DRIVER, ros_master.uri],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            ready, _, _ = select.select([driver.stdout], [], [], 30)
+            line = driver.stdout.readline() if ready else ""
+            assert line.startswith("driving"), line + driver.stdout.read() if driver.poll() else line
+            comm_pid = int(line.split()[1])
+            queue = multiprocessing.get_context("fork").Queue()
+            recorder = multiprocessing.get_context("fork").Process(
+                target=_record_joint7_velocity, args=(ros_env_for(ros_master), 4.0, queue))
+            recorder.start()
+            time.sleep(1.5)
+            t_signal = time.monotonic()
+            driver.send_signal(sig)
+            driver.wait(timeout=15)
+            samples = queue.get(timeout=30)
+            recorder.join(10)
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+                driver.wait(5)
+            driver.stdout.close()
+        assert wait_for(lambda: not _pid_alive(comm_pid), 5.0), "communicator process outlived its parent"
+    before = [v for t, v in samples if t_signal - 0.5 < t < t_signal]
+    after = [v for t, v in samples if t > t_signal + 1.5]
+    assert before and min(before) > 0.2, "the arm was not moving before the signal"
+    assert after and max(abs(v) for v in after) < 0.01, "the arm kept moving after the signal"
