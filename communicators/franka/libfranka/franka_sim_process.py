@@ -28,7 +28,7 @@ from pathlib import Path
 
 from communicators.errors import DeviceError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 COMMAND_PORT = 1337
 """TCP port of the Franka control interface; libfranka has no option to change it."""
 
