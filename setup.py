@@ -33,4 +33,6 @@ setup(
         "matplotlib>=3.8",
     ],
     extras_require=EXTRAS,
+    # The training script (examples/franka_reacher.py) as a command; needs the sim and sac extras.
+    entry_points={"console_scripts": ["franka-reacher = sac.training.cli:main"]},
 )

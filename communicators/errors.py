@@ -20,3 +20,27 @@ class CommunicatorError(RTRLError):
 
 class DeviceError(RTRLError):
     """A device (camera, video file, stream, target display) cannot be opened or stopped delivering."""
+
+
+class ConfigError(RTRLError, ValueError):
+    """A setting has a value it cannot take (raised by config dataclasses on construction).
+
+    It carries the parts of its message, so a command line can name the flag the user typed
+    instead of the field: ``--dt 0: must be a positive number of seconds, e.g. --dt 0.04``.
+
+    Args:
+        owner: the config class, e.g. ``"FrankaVisualReacherConfig"``.
+        field: the field name, e.g. ``"dt"``.
+        value: the value it was given.
+        requirement: what it must be, starting with "must", e.g. ``"must be a positive number of seconds"``.
+        example: a valid value, or None.
+
+    Example:
+        >>> str(ConfigError("FrankaVisualReacherConfig", "dt", 0.0, "must be a positive number of seconds", 0.04))
+        'FrankaVisualReacherConfig.dt=0.0: must be a positive number of seconds, e.g. dt=0.04'
+    """
+
+    def __init__(self, owner: str, field: str, value: object, requirement: str, example: object = None) -> None:
+        self.owner, self.field, self.value, self.requirement, self.example = owner, field, value, requirement, example
+        hint = "" if example is None else f", e.g. {field}={example!r}"
+        super().__init__(f"{owner}.{field}={value!r}: {requirement}{hint}")

@@ -29,7 +29,7 @@ from rtrl_env.task import Devices, Task
 from rtrl_env.timing import CycleTelemetry, TimingReport
 
 RUN_MODES = ("singlethread", "multithread", "multiprocess")
-_FIRST_DATA_TIMEOUT_S = 20.0
+_FIRST_DATA_TIMEOUT_S = 60.0  # a loaded machine can take long to bring up a renderer
 
 
 class RTRLBaseEnv(gym.Env):

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from communicators.errors import ConfigError
 from sac.errors import LearnerError
 from sac.agent import SACAgent
 from sac.replay_buffer import SharedReplayBuffer
@@ -63,20 +64,29 @@ class LearnerConfig:
     start_method: str = "spawn"
     """multiprocessing start method; spawn is safe with torch and GL contexts in the parent."""
     max_restarts: int = 0
-    """Restart a failed learner at most this many times (from the last saved agent state);
+    """Restart a failed learner at most this many times (from its last good agent state);
     0 raises :class:`LearnerError` at the first failure."""
+    snapshot_every_s: float = 60.0
+    """The learner writes its full agent state to a snapshot file this often (seconds), so a restart
+    or the checkpoint after a failure loses at most this much learning; 0 disables snapshots."""
 
     def __post_init__(self) -> None:
-        if self.max_update_freq < 0 or self.update_after < 0:
-            raise ValueError(f"LearnerConfig: max_update_freq={self.max_update_freq} and "
-                             f"update_after={self.update_after} must be >= 0")
-        if self.num_threads < 1 or self.actor_threads < 1 or self.publish_every < 1:
-            raise ValueError("LearnerConfig: num_threads, actor_threads and publish_every must be >= 1")
-        if self.max_restarts < 0:
-            raise ValueError(f"LearnerConfig.max_restarts={self.max_restarts}: expected >= 0")
+        def bad(name: str, requirement: str) -> ConfigError:
+            return ConfigError("LearnerConfig", name, getattr(self, name), requirement)
+
+        for name in ("max_update_freq", "snapshot_every_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and value >= 0):
+                raise bad(name, "must be a number >= 0")
+        for name, low in (("update_after", 0), ("num_threads", 1), ("actor_threads", 1), ("publish_every", 1),
+                          ("max_restarts", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise bad(name, f"must be a whole number >= {low}")
+        if isinstance(self.nice, bool) or not isinstance(self.nice, int) or not 0 <= self.nice <= 19:
+            raise bad("nice", "must be a whole number in 0..19 (a nice increment)")
         if self.start_method not in multiprocessing.get_all_start_methods():
-            raise ValueError(f"LearnerConfig.start_method={self.start_method!r}; choose one of "
-                             f"{multiprocessing.get_all_start_methods()}")
+            raise bad("start_method", f"must be one of {multiprocessing.get_all_start_methods()}")
 
 
 class AsyncLearner:
@@ -115,8 +125,11 @@ class AsyncLearner:
         self._err_recv, self._err_send = ctx.Pipe(duplex=False)
         self._ctx = ctx
         self._spec = (agent.image_shape, agent.proprio_dim, agent.action_dim, agent.config)
-        self._restart_state = _to_bytes(agent.state_dict())  # what a restarted learner resumes from
+        self._restart_state = _to_bytes(agent.state_dict())  # the newest full state the parent holds
         self._state_file: str | None = None
+        fd, self._snapshot_file = tempfile.mkstemp(prefix="sac_learner_snapshot_", suffix=".pt")
+        os.close(fd)
+        os.unlink(self._snapshot_file)  # the learner creates it (by rename) at its first snapshot
         self._process = self._new_process(self._restart_state)
         self._save_requests = 0
         self._stopping = False
@@ -128,7 +141,7 @@ class AsyncLearner:
         return self._ctx.Process(
             target=_learner_main, name="sac-learner", daemon=True,
             args=(self._spec, state, self.replay, self.weights, self._control, self._stats,
-                  self._cmd_recv, self._err_send, self.config, os.getpid()))
+                  self._cmd_recv, self._err_send, self.config, os.getpid(), self._snapshot_file))
 
     # --------------------------------------------------------------- lifecycle
     def start(self) -> AsyncLearner:
@@ -163,6 +176,8 @@ class AsyncLearner:
                 self._process.kill()
                 self._process.join()
         self._remove_state_file()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._snapshot_file)
         for conn in (self._cmd_recv, self._cmd_send, self._err_recv, self._err_send):
             conn.close()
         self._counters = None  # a view into the segment about to be unmapped
@@ -198,6 +213,7 @@ class AsyncLearner:
         if self._process.is_alive():
             self._process.kill()
             self._process.join()
+        self._restart_state = self.last_good_state()
         state = torch.load(io.BytesIO(self._restart_state), weights_only=False)
         self._counters[_NUM_UPDATES] = state["num_updates"]
         # The new learner's running sums start from zero: the next stats() is measured from here.
@@ -215,6 +231,24 @@ class AsyncLearner:
             f.write(self._restart_state)
         self._process = self._new_process(self._state_file)
         self._process.start()
+
+    @property
+    def failed(self) -> bool:
+        """The learner failed and will not be restarted (its restarts are used up)."""
+        return self._error is not None and self.restarts >= self.config.max_restarts
+
+    def last_good_state(self) -> bytes:
+        """The newest full agent state (``torch.save`` bytes) known to be complete: the learner's
+        last snapshot, or what the learner was started with or last saved, whichever has more
+        updates. After a failure, the updates since then are what is lost."""
+        try:
+            with open(self._snapshot_file, "rb") as f:
+                snapshot = f.read()
+        except FileNotFoundError:
+            return self._restart_state
+        def updates(blob: bytes) -> int:
+            return int(torch.load(io.BytesIO(blob), weights_only=False)["num_updates"])
+        return snapshot if updates(snapshot) > updates(self._restart_state) else self._restart_state
 
     def _remove_state_file(self) -> None:
         if self._state_file is not None:
@@ -250,9 +284,15 @@ class AsyncLearner:
         """Asks the learner to write its full agent state (``torch.save``) to ``path``, atomically,
         and waits for it.
 
+        Once the learner has failed for good (:attr:`failed`), writes :meth:`last_good_state`
+        instead, so a run that stops on a learner failure still saves a whole agent.
+
         Raises:
-            LearnerError: the learner died or did not answer within ``timeout`` seconds.
+            LearnerError: the learner died during the save or did not answer within ``timeout`` seconds.
         """
+        if self.failed:
+            _write_atomically(path, self.last_good_state())
+            return
         self.raise_if_failed()
         self._save_requests += 1
         restarts = self.restarts
@@ -266,9 +306,17 @@ class AsyncLearner:
             if time.monotonic() > deadline:
                 raise LearnerError(f"learner did not save its state to {path} within {timeout} s")
             time.sleep(0.005)
-        if self.config.max_restarts:
-            with open(path, "rb") as f:
-                self._restart_state = f.read()
+        with open(path, "rb") as f:  # the newest whole state: a restart or a failure checkpoint starts here
+            self._restart_state = f.read()
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _to_bytes(state: dict) -> bytes:
@@ -280,7 +328,7 @@ def _to_bytes(state: dict) -> bytes:
 
 def _learner_main(spec, state: bytes | str, replay: SharedReplayBuffer, weights: WeightPublisher,
                   control: SharedArrays, stats: VersionedArray, cmd_conn, err_conn,
-                  config: LearnerConfig, parent_pid: int) -> None:
+                  config: LearnerConfig, parent_pid: int, snapshot_file: str) -> None:
     # Ctrl-C reaches the whole process group; the parent decides when the learner stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -300,6 +348,7 @@ def _learner_main(spec, state: bytes | str, replay: SharedReplayBuffer, weights:
         weights.publish(agent.policy_state())
         sums = np.zeros(2 * len(STAT_KEYS))
         k = len(STAT_KEYS)
+        last_snapshot = time.monotonic()
         while not counters[_STOP]:
             if os.getppid() != parent_pid:
                 return  # the acting process died; nobody will stop us
@@ -318,6 +367,9 @@ def _learner_main(spec, state: bytes | str, replay: SharedReplayBuffer, weights:
                     sums[i] += info[key]
                     sums[k + i] += 1
             stats.publish(sums)
+            if config.snapshot_every_s and time.monotonic() - last_snapshot > config.snapshot_every_s:
+                _write_atomically(snapshot_file, _to_bytes(agent.state_dict()))
+                last_snapshot = time.monotonic()
     except BaseException:
         err_conn.send(traceback.format_exc())
         raise SystemExit(1)

@@ -1,72 +1,83 @@
-"""Full training checkpoints, written atomically.
+"""Full training checkpoints you can always resume from.
 
 A checkpoint is a directory ``<run>/model/step_<S>/`` holding ``agent.pt`` (networks, targets,
-optimizers, temperature, update counter, agent RNGs), ``replay.npz`` (the replay buffer) and
-``trainer.pt`` (env step and episode counters, the training loop's RNG states, the episode
-history). It is written under a temporary name and renamed when complete, then ``model/latest``
-is replaced (also by rename) to point at it: a crash mid-save leaves the previous checkpoint and
-the pointer intact.
+optimizers, temperature, update counter, agent RNGs), ``replay.npz`` (the replay buffer),
+``trainer.pt`` (env step and episode counters, the loop's RNG states, the episode history) and
+``order`` (its place in the save order). The rules:
+
+* ``model/latest`` always names a complete checkpoint: each is written under a temporary name,
+  every file and the directory fsynced, renamed into place, the parent fsynced, and only then is
+  ``latest`` replaced (by rename, fsynced).
+* Pruning keeps the newest ``keep`` checkpoints by save order (not by step number: a run may save
+  a lower step after a higher one, e.g. a resumed earlier checkpoint) and never deletes the one
+  ``latest`` names.
+* Before writing, the free space is checked against the previous checkpoint's size plus a margin;
+  a disk that fills anyway fails with :class:`~sac.errors.CheckpointError` naming the directory,
+  the bytes needed and free. Either way the temporary files are removed and the previous
+  checkpoint stays intact.
 """
 from __future__ import annotations
 
 import os
 import random
 import shutil
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
+from sac.errors import CheckpointError
+
 LATEST = "latest"
+ORDER = "order"
+MARGIN_BYTES = 8 * 2**20
+"""Free space kept beyond the previous checkpoint's size (and needed for a first one)."""
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def save_checkpoint(model_dir: str, step: int, write_agent: Callable[[str], None], replay,
+def save_checkpoint(model_dir: str, step: int, write_parts: Callable[[str], None],
                     trainer_state: dict[str, Any], keep: int = 2) -> str:
     """Writes a complete checkpoint for env step ``step``; returns its directory.
 
     Args:
         model_dir: the run's ``model`` directory.
         step: env steps taken; names the checkpoint.
-        write_agent: writes the full agent state to the path it is given (serial mode:
-            ``torch.save(agent.state_dict(), path)``; async mode: ``learner.save_agent``).
-        replay: the replay buffer (``save(path)``).
+        write_parts: writes ``agent.pt`` and ``replay.npz`` into the directory it is given (the
+            updater's :meth:`~sac.training.updaters.Updater.write_checkpoint`).
         trainer_state: counters and whatever else the loop needs to continue (picklable).
-        keep: complete checkpoints kept; older ones are deleted after the new one is in place.
+        keep: complete checkpoints kept, >= 1.
+
+    Raises:
+        CheckpointError: not enough space, or writing failed; the previous checkpoint is intact.
     """
     os.makedirs(model_dir, exist_ok=True)
-    for name in os.listdir(model_dir):  # leftovers of a save that crashed
-        if name.startswith(".tmp_"):
-            shutil.rmtree(os.path.join(model_dir, name), ignore_errors=True)
+    _remove_leftovers(model_dir)
+    previous = latest_checkpoint(model_dir)
+    needed = (_size(previous) if previous else 0) * 11 // 10 + MARGIN_BYTES
+    _check_space(model_dir, needed, previous)
     tmp = os.path.join(model_dir, f".tmp_step_{step}_{os.getpid()}")
-    os.makedirs(tmp)
-    write_agent(os.path.join(tmp, "agent.pt"))
-    replay.save(os.path.join(tmp, "replay.npz"))
-    torch.save({**trainer_state, "rng": capture_global_rng()}, os.path.join(tmp, "trainer.pt"))
-    for name in os.listdir(tmp):
-        with open(os.path.join(tmp, name), "rb") as f:
-            os.fsync(f.fileno())
     final = os.path.join(model_dir, f"step_{step}")
-    if os.path.exists(final):  # the same step saved twice (Ctrl-C right after a periodic save)
-        shutil.rmtree(final)
-    os.rename(tmp, final)
-    pointer = os.path.join(model_dir, f".tmp_{LATEST}")
-    with open(pointer, "w") as f:
-        f.write(f"step_{step}\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(pointer, os.path.join(model_dir, LATEST))
-    _fsync_dir(model_dir)
-    steps = sorted(int(n[5:]) for n in os.listdir(model_dir) if n.startswith("step_") and n[5:].isdigit())
-    for old in steps[:-keep]:
-        shutil.rmtree(os.path.join(model_dir, f"step_{old}"), ignore_errors=True)
+    try:
+        os.makedirs(tmp)
+        write_parts(tmp)
+        torch.save({**trainer_state, "rng": capture_global_rng()}, os.path.join(tmp, "trainer.pt"))
+        with open(os.path.join(tmp, ORDER), "w") as f:
+            f.write(f"{_next_order(model_dir)}\n")
+        for name in os.listdir(tmp):
+            _fsync_file(os.path.join(tmp, name))
+        _fsync_dir(tmp)
+        _move_into_place(tmp, final, model_dir)
+        _point_latest_at(model_dir, os.path.basename(final))
+    except (OSError, RuntimeError) as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        free = shutil.disk_usage(model_dir).free
+        intact = f"the previous checkpoint {previous} is intact" if previous else "there is no earlier checkpoint"
+        raise CheckpointError(f"writing the checkpoint of step {step} in {model_dir} failed ({err}); about "
+                              f"{needed / 1e6:.0f} MB are needed and {free / 1e6:.0f} MB are free; {intact}") from err
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _prune(model_dir, keep)
     return final
 
 
@@ -78,7 +89,7 @@ def latest_checkpoint(model_dir: str) -> str | None:
     except FileNotFoundError:
         return None
     path = os.path.join(model_dir, name)
-    return path if os.path.isdir(path) else None
+    return path if name and os.path.isdir(path) else None
 
 
 def load_trainer_state(checkpoint_dir: str) -> dict[str, Any]:
@@ -98,3 +109,85 @@ def restore_global_rng(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+
+
+# ----------------------------------------------------------------------------------- internals
+def _check_space(model_dir: str, needed: int, previous: str | None) -> None:
+    free = shutil.disk_usage(model_dir).free
+    if free < needed:
+        intact = f"the previous checkpoint {previous} is intact" if previous else "there is no earlier checkpoint"
+        raise CheckpointError(f"not enough free space in {model_dir} for a checkpoint: about {needed / 1e6:.0f} MB "
+                              f"needed (the previous checkpoint's size plus a margin), {free / 1e6:.0f} MB free; "
+                              f"{intact}. Free some space, then continue with --resume")
+
+
+def _move_into_place(tmp: str, final: str, model_dir: str) -> None:
+    old = None
+    if os.path.exists(final):  # the same step saved again (a stop right after a periodic save)
+        old = os.path.join(model_dir, f".tmp_old_{os.path.basename(final)}_{os.getpid()}")
+        os.rename(final, old)  # set aside, not deleted, until the new one is in place
+    os.rename(tmp, final)
+    _fsync_dir(model_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _point_latest_at(model_dir: str, name: str) -> None:
+    pointer = os.path.join(model_dir, f".tmp_{LATEST}_{os.getpid()}")
+    with open(pointer, "w") as f:
+        f.write(f"{name}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(pointer, os.path.join(model_dir, LATEST))
+    _fsync_dir(model_dir)
+
+
+def _checkpoints(model_dir: str) -> list[tuple[int, str]]:
+    """(save order, name) of every complete checkpoint, oldest first."""
+    found = []
+    for name in os.listdir(model_dir):
+        if name.startswith("step_") and os.path.isdir(os.path.join(model_dir, name)):
+            try:
+                with open(os.path.join(model_dir, name, ORDER)) as f:
+                    order = int(f.read())
+            except (OSError, ValueError):
+                order = -1  # written before save order was recorded: older than any that has one
+            found.append((order, name))
+    return sorted(found)
+
+
+def _next_order(model_dir: str) -> int:
+    return max((order for order, _ in _checkpoints(model_dir)), default=0) + 1
+
+
+def _prune(model_dir: str, keep: int) -> None:
+    latest = latest_checkpoint(model_dir)
+    protected = os.path.basename(latest) if latest else None
+    ordered = [name for _, name in _checkpoints(model_dir)]
+    for name in ordered[:-max(1, keep)]:
+        if name != protected:
+            shutil.rmtree(os.path.join(model_dir, name), ignore_errors=True)
+
+
+def _remove_leftovers(model_dir: str) -> None:
+    for name in os.listdir(model_dir):  # leftovers of a save that crashed
+        if name.startswith(".tmp_"):
+            path = os.path.join(model_dir, name)
+            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+
+
+def _size(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(path, name)) for name in os.listdir(path))
+
+
+def _fsync_file(path: str) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

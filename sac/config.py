@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from dataclasses import dataclass, field
+
+from communicators.errors import ConfigError
 
 
 class EncoderHead(str, enum.Enum):
@@ -97,16 +100,21 @@ class AgentConfig:
         self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
             raise ValueError(f"AgentConfig.hidden_sizes={self.hidden_sizes}: expected widths >= 1")
-        positive = ("batch_size", "init_temperature", "alpha_lr", "actor_lr", "critic_lr",
-                    "actor_update_freq", "critic_target_update_freq")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ValueError(f"AgentConfig.{name}={getattr(self, name)}: expected > 0")
+        def bad(name: str, requirement: str) -> ConfigError:
+            return ConfigError("AgentConfig", name, getattr(self, name), requirement)
+
+        for name in ("batch_size", "actor_update_freq", "critic_target_update_freq"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise bad(name, "must be a whole number >= 1")
+        for name in ("init_temperature", "alpha_lr", "actor_lr", "critic_lr"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise bad(name, "must be a positive number")
         for name in ("discount", "critic_tau", "encoder_tau"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"AgentConfig.{name}={getattr(self, name)}: expected in [0, 1]")
+                raise bad(name, "must be a number in [0, 1]")
         if not 0.0 <= self.rad_offset < 0.5:
-            raise ValueError(f"AgentConfig.rad_offset={self.rad_offset}: expected in [0, 0.5)")
+            raise bad("rad_offset", "must be a fraction of the image in [0, 0.5)")
         if not self.log_std_min < self.log_std_max:
             raise ValueError(f"AgentConfig.log_std_min={self.log_std_min} must be below "
                              f"log_std_max={self.log_std_max}")

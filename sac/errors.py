@@ -8,3 +8,8 @@ class ReplayBufferError(RTRLError):
 
 class LearnerError(RTRLError):
     """The asynchronous learner process failed; the message carries its traceback."""
+
+
+class CheckpointError(RTRLError):
+    """A checkpoint could not be written (no space, an I/O error) or read; the message names the
+    directory, and a failed write leaves the previous checkpoint intact."""

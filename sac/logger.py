@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import os
 from collections import defaultdict
+from collections.abc import Callable
 
 from termcolor import colored
 
@@ -44,10 +45,13 @@ class Logger:
         log_dir: results directory; CSV files go here, TensorBoard events under ``tb/``.
         use_tb: also write TensorBoard events.
         append: continue existing CSV files (resume) instead of refusing to overwrite them.
+        echo: prints a console line (the run's Console.line; print by default).
     """
 
-    def __init__(self, log_dir: str, use_tb: bool = True, append: bool = False):
+    def __init__(self, log_dir: str, use_tb: bool = True, append: bool = False,
+                 echo: Callable[[str], None] | None = None):
         self.log_dir, self.append = log_dir, append
+        self._echo = echo or (lambda line: print(line, flush=True))
         self._sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._files: dict[str, tuple] = {}
@@ -71,7 +75,7 @@ class Logger:
         self._counts[mode].clear()
         self._write_csv(mode, values)
         if echo:
-            print(format_line(mode, values), flush=True)
+            self._echo(format_line(mode, values))
         return values
 
     def _write_csv(self, mode: str, values: dict[str, float]) -> None:

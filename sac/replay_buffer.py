@@ -51,6 +51,21 @@ def available_shared_memory() -> int:
     return limit
 
 
+def _nbytes(specs: dict) -> int:
+    return sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in specs.values())
+
+
+def replay_bytes(image_shape: tuple[int, int, int], proprio_dim: int, action_dim: int, capacity: int,
+                 max_fraction_of_ram: float = 0.8) -> tuple[int, int]:
+    """(bytes a :class:`SharedReplayBuffer` of these shapes needs, bytes it may use here), without
+    allocating anything: what the buffer itself checks before it allocates."""
+    c, h, w = (int(x) for x in image_shape)
+    k = c // 3
+    frame_capacity = capacity + capacity // 10 + 2 * k
+    specs = SharedReplayBuffer._specs(k, (h, w), proprio_dim, action_dim, capacity, frame_capacity)
+    return _nbytes(specs), int(available_shared_memory() * max_fraction_of_ram)
+
+
 class SharedReplayBuffer:
     """Uniform replay of (image, proprioception, action, reward, next, terminated) transitions.
 
@@ -81,7 +96,7 @@ class SharedReplayBuffer:
         if frame_capacity < 3 * k:  # one transition may hold k reused + 2k new frames
             raise ReplayBufferError(f"frame_capacity={frame_capacity}: expected >= 3 * frames = {3 * k}")
         specs = self._specs(k, (h, w), proprio_dim, action_dim, capacity, frame_capacity)
-        nbytes = sum(int(np.prod(s)) * np.dtype(d).itemsize for s, d in specs.values())
+        nbytes = _nbytes(specs)
         limit = int(available_shared_memory() * max_fraction_of_ram)
         per_transition = nbytes / capacity
         if nbytes > limit:

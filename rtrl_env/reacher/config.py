@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from communicators.errors import ConfigError
 from communicators.realtime import PacingMode
 from rtrl_env.base_env import RUN_MODES
 from rtrl_env.reacher.homing import HomingConfig
 from rtrl_env.reacher.image_reward import ImageRewardConfig
-from rtrl_env.reacher.devices import CommunicatorFactory, ExtraSensor, check_backend
+from rtrl_env.reacher.devices import CommunicatorFactory, ExtraSensor, check_backend, robot_backends
 from rtrl_env.reacher.joints import (ALL_JOINTS, DEFAULT_MAX_JOINT_VELOCITY, HOME_POSE,
                                    ActionScaler, check_joints)
 
@@ -84,33 +85,38 @@ class FrankaVisualReacherConfig:
     realtime_priority: int | None = None
 
     def __post_init__(self) -> None:
-        self.joints = check_joints(self.joints)
-        check_backend(self.backend)
-        ActionScaler(self.joints, self.max_joint_velocity)  # validates the speed
-        for name in ("dt", "episode_length_s", "camera_fps", "new_target_timeout_s"):
+        def bad(name: str, requirement: str, example: Any = None) -> ConfigError:
+            return ConfigError("FrankaVisualReacherConfig", name, getattr(self, name), requirement, example)
+
+        try:
+            self.joints = check_joints(self.joints)
+            ActionScaler(self.joints, self.max_joint_velocity)  # validates the speed
+        except ValueError as err:
+            raise bad("joints" if "joints" in str(err) else "max_joint_velocity", str(err)) from None
+        try:
+            check_backend(self.backend)
+        except ValueError:
+            raise bad("backend", f"must be one of {', '.join(robot_backends())} (or a name registered with "
+                                 "rtrl_env.reacher.devices.register_robot_backend)") from None
+        for name, unit, example in (("dt", "seconds", 0.04), ("episode_length_s", "seconds", 4.0),
+                                    ("camera_fps", "Hz", 30.0), ("new_target_timeout_s", "seconds", 2.0)):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
-                raise ValueError(f"FrankaVisualReacherConfig.{name}={value!r}: expected a "
-                                 "number > 0 (seconds or Hz)")
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+                raise bad(name, f"must be a positive number of {unit}", example)
         steps = self.episode_length_s / self.dt
         if abs(steps - round(steps)) > 1e-6 or round(steps) < 1:
-            n = max(1, round(steps))
-            raise ValueError(
-                f"episode_length_s={self.episode_length_s} s is not a whole number of cycles of "
-                f"dt={self.dt} s; try episode_length_s={n * self.dt:.6g}")
+            raise bad("episode_length_s", f"must be a whole number of cycles of dt={self.dt} s",
+                      float(f"{max(1, round(steps)) * self.dt:.6g}"))
         for name in ("image_width", "image_height", "frame_stack"):
             value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"FrankaVisualReacherConfig.{name}={value!r}: expected an "
-                                 "int >= 1")
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise bad(name, "must be a whole number >= 1")
         home = np.asarray(self.home_pose, dtype=np.float64)
         if home.shape != (7,) or not np.all(np.isfinite(home)):
-            raise ValueError(f"FrankaVisualReacherConfig.home_pose={self.home_pose!r}: expected "
-                             "7 joint angles in rad")
+            raise bad("home_pose", "must be 7 joint angles in rad")
         self.home_pose = tuple(float(v) for v in home)
         if not (np.isfinite(self.home_jitter) and 0 <= self.home_jitter <= 0.5):
-            raise ValueError(f"FrankaVisualReacherConfig.home_jitter={self.home_jitter!r} rad: "
-                             "expected a number in [0, 0.5]")
+            raise bad("home_jitter", "must be a number of rad in [0, 0.5]", 0.1)
         if not isinstance(self.reward, ImageRewardConfig):
             raise TypeError(f"FrankaVisualReacherConfig.reward must be an ImageRewardConfig, "
                             f"got {type(self.reward).__name__}")
@@ -125,12 +131,14 @@ class FrankaVisualReacherConfig:
                 raise TypeError(f"extra_sensors[{key!r}] must be an ExtraSensor, "
                                 f"got {type(sensor).__name__}")
         if self.run_mode not in RUN_MODES:
-            raise ValueError(f"FrankaVisualReacherConfig.run_mode={self.run_mode!r}: expected one of {RUN_MODES}")
-        self.pacing = PacingMode(self.pacing).value
+            raise bad("run_mode", f"must be one of {RUN_MODES}")
+        try:
+            self.pacing = PacingMode(self.pacing).value
+        except ValueError:
+            raise bad("pacing", f"must be one of {[m.value for m in PacingMode]}") from None
         if self.realtime_priority is not None and not (
                 isinstance(self.realtime_priority, (int, np.integer)) and 1 <= self.realtime_priority <= 99):
-            raise ValueError(f"FrankaVisualReacherConfig.realtime_priority={self.realtime_priority!r}: "
-                             "expected None or an int in 1..99")
+            raise bad("realtime_priority", "must be None or a whole number in 1..99", 50)
 
     @property
     def episode_steps(self) -> int:

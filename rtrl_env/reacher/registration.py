@@ -23,11 +23,23 @@ ENTRY_POINT = "rtrl_env.reacher.env:FrankaVisualReacher"
 ENV_IDS = ("FrankaVisualReacher-v0", "FrankaVisualReacher2-v0")
 
 
-def register_envs() -> None:
-    """Register both ids with Gymnasium (a second call changes nothing)."""
+def env_joints(env_id: str) -> tuple[int, ...]:
+    """The joints the registered id moves.
+
+    Raises:
+        ValueError: not one of ENV_IDS.
+    """
     from rtrl_env.reacher.joints import ALL_JOINTS, TWO_JOINTS
 
-    for env_id, joints in zip(ENV_IDS, (ALL_JOINTS, TWO_JOINTS)):
+    if env_id not in ENV_IDS:
+        raise ValueError(f"unknown env id {env_id!r}; expected one of {ENV_IDS}")
+    return dict(zip(ENV_IDS, (ALL_JOINTS, TWO_JOINTS)))[env_id]
+
+
+def register_envs() -> None:
+    """Register both ids with Gymnasium (a second call changes nothing)."""
+    for env_id in ENV_IDS:
+        joints = env_joints(env_id)
         if env_id in gymnasium.registry:
             continue
         gymnasium.register(

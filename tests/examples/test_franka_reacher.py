@@ -1,5 +1,6 @@
-"""examples/franka_reacher.py end to end on the real sim env: serial and async training runs,
-Ctrl-C with a loadable checkpoint, resume, evaluation, and the existing-directory message."""
+"""examples/franka_reacher.py end to end on the real sim env: serial and async training runs, every
+way a run stops (Ctrl-C twice, SIGTERM, a dying device, a full disk) with a loadable checkpoint,
+resume, one live process per run, evaluation, and output that never splices lines."""
 from __future__ import annotations
 
 import csv
@@ -110,6 +111,9 @@ def test_a_short_run_trains_logs_checkpoints_and_exits_cleanly(tmp_path, mode):
     lines = [line for line in out.splitlines() if line.startswith("| train |")]
     assert len(lines) == 6 and all(LINE.match(line) for line in lines), out[-2000:]
     assert float(lines[-1].rsplit("NUM: ", 1)[1]) > 0  # it learned
+    # Into a pipe there is no progress bar: progress comes as whole lines of its own.
+    assert "\r" not in out
+    assert re.search(r"^initial random steps: 50/50$", out, re.M), out[:2000]
     with open(os.path.join(run_dir, "train.csv")) as f:
         rows = list(csv.DictReader(f))
     assert [int(float(r["episode/number"])) for r in rows] == [1, 2, 3, 4, 5, 6]
@@ -119,25 +123,22 @@ def test_a_short_run_trains_logs_checkpoints_and_exits_cleanly(tmp_path, mode):
 
 
 @pytest.mark.timeout(400)
-def test_ctrl_c_saves_a_loadable_checkpoint_and_resume_continues_the_counts(tmp_path):
+def test_ctrl_c_twice_saves_a_loadable_checkpoint_and_resume_continues_the_counts(tmp_path):
     args = [*SMALL, "--async_mode", "--env_step", "100000", "--work_dir", str(tmp_path)]
     proc = start(args)
     seen = read_until(proc, "| train | E: 4 ")  # wait for the second learning episode
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    time.sleep(0.09)
+    os.killpg(proc.pid, signal.SIGINT)  # an impatient second Ctrl-C must not abort the save
     out = "".join(seen) + finish(proc, timeout=120)
-    assert proc.returncode == 0, out[-2000:]
+    assert proc.returncode == 130, out[-2000:]
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out[-2000:]
+    assert "stopped by SIGINT at step" in out and "--resume" in out
     run_dir = run_dir_of(str(tmp_path))
     state = assert_complete_checkpoint(run_dir)
     assert state["step"] >= 100 and state["episode"] >= 4
 
-    # Resume: same step and episode counts, then on for two more episodes before a second Ctrl-C.
-    # Its args.json loses two newer flags, as a run saved by an older version would: their
-    # defaults fill in.
-    with open(os.path.join(run_dir, "args.json")) as f:
-        saved = json.load(f)
-    del saved["learner_restarts"], saved["realtime_priority"]
-    with open(os.path.join(run_dir, "args.json"), "w") as f:
-        json.dump(saved, f)
+    # Resume: the same step and episode counts, then on for another episode before a Ctrl-C.
     proc = start(["--resume", run_dir])
     seen = read_until(proc, "| train |")
     os.killpg(proc.pid, signal.SIGINT)
@@ -145,6 +146,42 @@ def test_ctrl_c_saves_a_loadable_checkpoint_and_resume_continues_the_counts(tmp_
     assert f"resumed {run_dir}/model/step_{state['step']}" in out
     first = next(line for line in out.splitlines() if line.startswith("| train |"))
     assert first.startswith(f"| train | E: {state['episode'] + 1} | S: {state['step'] + 25} |")
+
+
+@pytest.mark.timeout(400)
+def test_sigterm_saves_and_a_second_process_on_the_same_run_is_refused_while_it_lives(tmp_path):
+    args = [*SMALL, "--async_mode", "--env_step", "100000", "--work_dir", str(tmp_path)]
+    proc = start(args)
+    seen = read_until(proc, "| train | E: 3 ")
+    run_dir = run_dir_of(str(tmp_path))
+    for second in (args, ["--resume", run_dir]):
+        other = start(second)
+        out = finish(other, timeout=60)
+        assert other.returncode == 2 and f"{run_dir} is running (PID {proc.pid})" in out, out[-2000:]
+    proc.send_signal(signal.SIGTERM)  # what kill, timeout, systemd and docker send
+    out = "".join(seen) + finish(proc, timeout=120)
+    assert proc.returncode == 143, out[-2000:]
+    assert f"stopped by SIGTERM at step" in out and "Traceback" not in out
+    state = assert_complete_checkpoint(run_dir)
+    assert state["step"] >= 75
+
+
+@pytest.mark.timeout(300)
+def test_a_full_disk_stops_the_run_with_a_message_naming_the_directory_and_sizes(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], check=True)
+    try:
+        proc = start([*SMALL, "--env_step", "100000", "--no-save_tb", "--work_dir", str(disk)])
+        out = finish(proc, timeout=240)
+        assert proc.returncode == 1, out[-2000:]
+        assert re.search(r"(not enough free space in .*/model for a checkpoint|writing the checkpoint of step \d+ in "
+                         r".*/model failed).* MB .*free", out), out[-2000:]
+        assert "Traceback" not in out and "--resume" in out
+        model = os.path.join(run_dir_of(str(disk)), "model")
+        assert not [n for n in os.listdir(model) if n.startswith(".tmp")], os.listdir(model)
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
 
 
 def device_processes(pgid: int) -> list[int]:
@@ -185,8 +222,8 @@ def test_existing_results_directory_gets_a_clear_message_and_eval_runs_a_checkpo
     run_dir = run_dir_of(str(tmp_path))
     proc = start([*SMALL, "--env_step", "0", "--work_dir", str(tmp_path)])
     out = finish(proc, timeout=60)
-    assert proc.returncode == 2 and f"results directory {run_dir} already exists" in out
-    assert f"--resume {run_dir}" in out
+    assert proc.returncode == 2 and out == (f"results directory {run_dir} already exists; continue it with --resume "
+                                            f"{run_dir}, or pick another --seed or --work_dir, or delete it\n")
 
     checkpoint = os.path.join(run_dir, "model", "step_50")
     proc = start([*SMALL, "--eval", "--eval_episodes", "2", "--load_model", checkpoint,
@@ -197,3 +234,45 @@ def test_existing_results_directory_gets_a_clear_message_and_eval_runs_a_checkpo
     with open(os.path.join(run_dir_of(str(tmp_path / "eval")), "eval.csv")) as f:
         returns = [float(r["episode/return"]) for r in csv.DictReader(f)]
     assert len(returns) == 2 and all(np.isfinite(returns))
+
+
+def _screen_lines(raw: str) -> list[str]:
+    """The lines a terminal shows for ``raw``: a carriage return moves back to the line's start."""
+    shown = []
+    for chunk in raw.replace("\r\n", "\n").split("\n"):
+        line = ""
+        for part in chunk.split("\r"):
+            line = part + line[len(part):]
+        shown.append(line.rstrip())
+    return shown
+
+
+@pytest.mark.timeout(200)
+def test_on_a_terminal_the_progress_bar_never_shares_a_line_with_a_console_line(tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))  # a 160-column terminal
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, SCRIPT, *SMALL, "--env_step", "25", "--work_dir", str(tmp_path)],
+                            cwd=ROOT, env=env, stdin=follower, stdout=follower, stderr=follower,
+                            start_new_session=True)
+    os.close(follower)
+    raw = b""
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the pty closes when the script and its children are gone
+            break
+        if not data:
+            break
+        raw += data
+    os.close(leader)
+    assert proc.wait(timeout=60) == 0, raw[-2000:]
+    text = raw.decode(errors="replace")
+    assert "initial random steps" in text and "\r" in text, "no progress bar was drawn on the terminal"
+    train = [line for line in _screen_lines(text) if "| train |" in line]
+    assert len(train) == 3 and all(LINE.match(line) for line in train), train

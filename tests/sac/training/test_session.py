@@ -1,14 +1,15 @@
-"""The training script's loop, checkpoints and resume, run in-process against a stand-in env.
+"""A training session in-process against a stand-in env: the loop, checkpoints, resume, evaluation,
+Ctrl-C, and a learner that fails for good.
 
 TEST FIXTURE: ``StandInReacher`` is a small gymnasium env with the visual reacher's spaces (Dict of
-uint8 (3k, H, W) frames and float32 proprioception, actions in [-1, 1]^2, 1 s episodes at 40 ms)
-so the script's own logic is tested without the robot processes. The end-to-end tests on the real
-sim env are in test_franka_reacher.py.
+uint8 (3k, H, W) frames and float32 proprioception, actions in [-1, 1]^2, 1 s episodes at 40 ms),
+substituted for the env the session builds, so the session's own logic is tested without the robot
+processes; the updaters, learner processes, replay buffers and checkpoints are the real ones. The
+end-to-end tests of the real script on the real sim env are in tests/examples/test_franka_reacher.py.
 """
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import signal
@@ -22,15 +23,7 @@ from gymnasium import spaces
 
 pytestmark = pytest.mark.timeout(240)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("franka_reacher", os.path.join(ROOT, "examples", "franka_reacher.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from sac.training import cli, session
 
 class StandInReacher(gymnasium.Env):
     """Test fixture (see module docstring): a red square the actions move; reward = closeness to centre."""
@@ -80,16 +73,18 @@ ARGS = ["--episode_length", "1.0", "--init_step", "50", "--env_step", "100", "--
 
 @pytest.fixture
 def script(monkeypatch):
-    module = load_script()
+    """cli.main with the stand-in env; ``script.envs`` lists the envs it built."""
     envs = []
 
-    def make_env(args):
-        envs.append(StandInReacher(args.image_width, args.image_height, args.image_history, args.dt))
+    def make_env(config):
+        env = config.env
+        envs.append(StandInReacher(env.image_width, env.image_height, env.image_history, env.dt))
         return envs[-1]
 
-    monkeypatch.setattr(module, "make_env", make_env)
-    module.envs = envs
-    return module
+    monkeypatch.setattr(session, "make_env", make_env)
+    cli.envs = envs
+    yield cli
+    del cli.envs
 
 
 @pytest.mark.parametrize("mode", [[], ["--async_mode"]], ids=["serial", "async"])
@@ -111,10 +106,7 @@ def test_training_logs_each_episode_checkpoints_and_resumes_with_the_same_counts
     assert 30 < figures["period_p50_ms"] < 80  # the stand-in paces 40 ms cycles
 
     # Resume with a longer budget: the counts continue where the checkpoint left them.
-    saved = json.loads((run_dir / "args.json").read_text())
-    saved["env_step"] = 150
-    (run_dir / "args.json").write_text(json.dumps(saved))
-    assert script.main(["--resume", str(run_dir)]) == 0
+    assert script.main(["--resume", str(run_dir), "--env_step", "150"]) == 0
     out = capsys.readouterr().out
     assert f"resumed {run_dir}/model/step_150: step 150, episode 6" in out
     lines = [line for line in out.splitlines() if line.startswith("| train |")]
@@ -153,9 +145,10 @@ def test_ctrl_c_finishes_the_step_saves_a_loadable_checkpoint_and_keeps_the_lear
     presser = threading.Thread(target=press_ctrl_c_when_learning, daemon=True)
     presser.start()
     previous = signal.getsignal(signal.SIGINT)
-    assert script.main([*ARGS, "--async_mode", "--env_step", "100000", "--work_dir", str(tmp_path)]) == 0
+    assert script.main([*ARGS, "--async_mode", "--env_step", "100000", "--work_dir", str(tmp_path)]) == 130
     presser.join(5)
     assert signal.getsignal(signal.SIGINT) is previous  # main() put the handler back
+    assert "stopped by SIGINT at step" in capsys.readouterr().err
     (name,) = os.listdir(tmp_path / "results")
     model = tmp_path / "results" / name / "model"
     latest = (model / "latest").read_text().strip()
@@ -164,3 +157,55 @@ def test_ctrl_c_finishes_the_step_saves_a_loadable_checkpoint_and_keeps_the_lear
     import torch
     state = torch.load(model / latest / "agent.pt", weights_only=False)
     assert state["num_updates"] > 0  # written by the learner, alive after the Ctrl-C
+
+
+def _learner_pid() -> int | None:
+    """This process's spawn child: the learner (the stand-in env starts no processes)."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if ppid == os.getpid() and b"multiprocessing.spawn" in cmdline:
+            return int(pid)
+    return None
+
+
+@pytest.mark.parametrize("restarts", [0, 1], ids=["no-restart", "restart-used-up"])
+def test_a_learner_that_fails_for_good_stops_the_run_with_a_whole_checkpoint_and_the_resume_command(
+        script, tmp_path, capsys, restarts):
+    killed = []
+
+    def kill_learner_when_learning():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(killed) <= restarts:
+            # After E: 5 (step 125) the checkpoint of step 100 holds a learned agent.
+            if "| train | E: 5 " in capsys.readouterr().out or killed:
+                pid = _learner_pid()
+                if pid is not None and pid not in killed:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_learner_when_learning, daemon=True)
+    killer.start()
+    code = script.main([*ARGS, "--async_mode", "--env_step", "100000", "--learner_restarts", str(restarts),
+                        "--work_dir", str(tmp_path)])
+    killer.join(5)
+    err = capsys.readouterr().err
+    assert code == 1 and len(killed) == restarts + 1, err[-2000:]
+    (name,) = os.listdir(tmp_path / "results")
+    run_dir = tmp_path / "results" / name
+    assert "the SAC learner failed for good at step" in err and "exited with code -9" in err, err[-2000:]
+    assert f"--resume {run_dir}" in err
+    model = run_dir / "model"
+    latest = model / (model / "latest").read_text().strip()
+    import torch
+    agent = torch.load(latest / "agent.pt", weights_only=False)
+    trainer = torch.load(latest / "trainer.pt", weights_only=False)
+    assert trainer["step"] >= 125 and agent["num_updates"] > 0
+    assert agent["critic_optimizer"]["state"]  # a whole agent: the learner's last good state, optimizers included
+    assert script.envs[-1].closed
