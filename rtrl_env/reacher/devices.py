@@ -153,12 +153,19 @@ class ExtraSensor:
         observe: maps the sensor window (data (window_len, *shape), timestamps (window_len,)) to
             the observation value; default: the newest slot.
         window_len: how many of the newest slots `observe` receives, >= 1.
+        name: its observation key when it is added with ``--sensor`` (default: the factory's name);
+            with ``extra_sensors=`` the dict's key is used.
+
+    `observe` runs in the env's polling loop, a process of its own in multiprocess run mode
+    (started with forkserver or spawn), so it must be a module-level function (or another
+    picklable callable), not a lambda.
     """
 
     make: CommunicatorFactory
     space: spaces.Space
     observe: Callable[[np.ndarray, np.ndarray], np.ndarray] = field(default=latest_slot)
     window_len: int = 1
+    name: str | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.make) or not callable(self.observe):

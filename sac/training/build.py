@@ -21,6 +21,7 @@ from sac.config import AgentConfig, get_preset
 from sac.models import conv_output_size
 from sac.replay_buffer import SharedReplayBuffer, replay_bytes
 from sac.training.run_dir import run_name
+from sac.training.sensors import load_sensors
 from sac.training.settings import AGENT_FIELDS, SettingError, TrainConfig
 from sac.training.updaters import AsyncUpdater, SerialUpdater, Updater
 
@@ -91,14 +92,20 @@ def env_kwargs(config: TrainConfig) -> dict[str, Any]:
     env = config.env
     kwargs: dict[str, Any] = dict(backend=env.backend, dt=env.dt, episode_length_s=env.episode_length,
                                   image_width=env.image_width, image_height=env.image_height,
-                                  frame_stack=env.image_history, realtime_priority=env.realtime_priority)
+                                  frame_stack=env.image_history, realtime_priority=env.realtime_priority,
+                                  extra_sensors=load_sensors(env.sensor))
     from communicators.target.target_motion import TargetConfig
     if env.backend == "sim":
         kwargs["target"] = TargetConfig(mode=env.target_type)
         return kwargs
     from communicators.camera.opencv_camera_communicator import OpenCVCameraCommunicator, OpenCVCameraConfig
     from communicators.target.target_display_communicator import TargetDisplayConfig
-    camera = OpenCVCameraConfig(source=env.camera_id, width=env.image_width, height=env.image_height)
+    source = env.camera if env.camera is not None else env.camera_id
+    try:
+        camera = OpenCVCameraConfig(source=source, width=env.image_width, height=env.image_height)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        flag = "camera" if env.camera is not None else "camera_id"
+        raise SettingError("EnvSettings", flag, source, f"is no camera OpenCV can open ({err})") from None
     kwargs["camera"] = _OpenCVCameraFactory(camera)
     # The red dot on the monitor moves in normalised screen coordinates.
     kwargs["target"] = TargetDisplayConfig(motion=TargetConfig(mode=env.target_type, low=(0.1, 0.1, 0.0),

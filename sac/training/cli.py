@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         if kind is bool:
             action = "store_true" if f.default is False else argparse.BooleanOptionalAction
             groups[group].add_argument(f"--{f.name}", action=action, help=help_text)
+        elif kind is list:
+            groups[group].add_argument(f"--{f.name}", action="append", metavar="SPEC", help=help_text)
         else:
             groups[group].add_argument(f"--{f.name}", metavar=f.name.upper(), help=help_text)
     parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its latest checkpoint, with its "
@@ -148,6 +150,8 @@ def _merge_with_run(resume: str, typed: dict[str, Any]) -> dict[str, Any]:
 def _render(err: ConfigError, given: dict[str, str], stored: str | None) -> str:
     flag = build.FLAG_OF.get(err.field, err.field)
     value = given.get(flag, _shown(err.value))
+    if isinstance(value, list):  # a repeatable flag: the one entry that is wrong
+        value = _shown(err.value)
     shown = "" if isinstance(err.value, bool) or err.value is None else f" {value}"
     hint = "" if err.example is None else f", e.g. --{flag} {_shown(err.example)}"
     where = "" if flag in given or stored is None else f" (the setting of the run in {stored})"
@@ -155,7 +159,7 @@ def _render(err: ConfigError, given: dict[str, str], stored: str | None) -> str:
 
 
 def _convert(name: str, raw: Any) -> Any:
-    if isinstance(raw, bool) or raw is None:
+    if isinstance(raw, (bool, list)) or raw is None:
         return raw
     kind = _kind(_field(name).type)
     try:
@@ -175,7 +179,7 @@ def _kind(annotation: Any) -> type:
         annotation = eval(annotation, {"Union": Union})  # noqa: S307 - our own annotations
     if get_origin(annotation) in (Union, types.UnionType):
         annotation = next(a for a in get_args(annotation) if a is not type(None))
-    return annotation
+    return get_origin(annotation) or annotation  # list[str] -> list
 
 
 def _help(f: dataclasses.Field, meta: Any) -> str:
@@ -187,7 +191,7 @@ def _help(f: dataclasses.Field, meta: Any) -> str:
     if f.name in PRESET_FIELDS:
         default = "the preset's"
     else:
-        default = {None: "none", "": "auto"}.get(f.default, f.default) if not isinstance(f.default, bool) else f.default
+        default = f.default if isinstance(f.default, (bool, tuple)) else {None: "none", "": "auto"}.get(f.default, f.default)
     parts.append(f"default: {default}")
     if meta["on_resume"] == MAY_CHANGE:
         parts.append("may change on --resume")

@@ -87,6 +87,10 @@ class EnvSettings:
     backend: str = setting("sim", "robot backend: sim (MuJoCo), ros, libfranka")
     camera_id: int = setting(0, "OpenCV camera index of /dev/videoN (real backends; the sim renders its own)",
                              on_resume=MAY_CHANGE)
+    camera: str | None = setting(None, "the wrist camera on real backends as an OpenCV source: a device index, a "
+                                 "video file or a stream URL (overrides --camera_id)", on_resume=MAY_CHANGE)
+    sensor: list[str] = setting((), "add an extra sensor: MODULE:FACTORY[:ARG], the factory returning an "
+                                "ExtraSensor (repeatable), e.g. rtrl_env.reacher.sensors:scene_camera")
     robot_ip: str | None = setting(None, "libfranka backend: the robot's FCI address, e.g. 172.16.0.2",
                                    on_resume=MAY_CHANGE)
     image_width: int | None = setting(None, "camera image width (default: the preset's)", "pixels")
@@ -104,6 +108,7 @@ class EnvSettings:
         _choice(self, "env", ENV_IDS)
         _choice(self, "target_type", TARGET_TYPES)
         _whole(self, "camera_id", 0)
+        self.sensor = list(self.sensor)
         _whole(self, "random_action_repeat", 1, example=1)
         _whole(self, "agent_action_repeat", 1, example=1)
         # dt, episode_length, the image sizes and realtime_priority are the env's own settings:
