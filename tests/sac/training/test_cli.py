@@ -129,3 +129,26 @@ def test_resume_of_a_run_saved_before_a_flag_existed_gives_that_flag_its_default
         json.dump(stored, f)
     config, _ = parse(["--resume", stored_run])
     assert config.learner.learner_restarts == 0 and config.env.realtime_priority is None
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("nomodule", "--sensor nomodule: must be MODULE:FACTORY or MODULE:FACTORY:ARG"),
+    ("no_such_module:factory", "--sensor no_such_module:factory: cannot import module 'no_such_module'"),
+    ("rtrl_env.reacher.sensors:nope", "--sensor rtrl_env.reacher.sensors:nope: module 'rtrl_env.reacher.sensors' "
+                                      "has no function 'nope'"),
+    ("rtrl_env.reacher.sensors:opencv_camera", "--sensor rtrl_env.reacher.sensors:opencv_camera: opencv_camera() "
+                                               "raised ValueError: opencv_camera needs a source"),
+    ("numpy:zeros:3", "--sensor numpy:zeros:3: zeros('3') raised"),
+], ids=["no-factory", "no-module", "no-function", "factory-raises", "not-a-sensor"])
+def test_a_bad_sensor_spec_is_named_before_anything_starts(spec, message, tmp_path, capsys):
+    assert cli.main(["--sensor", spec, "--work_dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith(message) and not os.listdir(tmp_path)
+
+
+def test_sensors_from_the_command_line_reach_the_env_config_under_their_keys():
+    from sac.training import build
+
+    config, _ = parse(["--sensor", "rtrl_env.reacher.sensors:scene_camera:40x30"])
+    assert config.env.sensor == ["rtrl_env.reacher.sensors:scene_camera:40x30"]
+    extra = build.reacher_config(config).extra_sensors
+    assert list(extra) == ["scene_image"] and extra["scene_image"].space.shape == (3, 30, 40)
