@@ -39,6 +39,9 @@ class FrankaROS2Config:
         state_timeout: s without a new joint state after which zero velocity is published and the
             communicator fails (the env then raises EnvError).
         connect_timeout: s to wait at start for the first joint state and a command subscriber.
+        stop_ack_timeout: s the child waits, as it exits, for the controller to acknowledge the
+            final zero command, so a robot side that stalled briefly still gets it. (The
+            JointGroupVelocityController would otherwise keep the last command.)
         safety: limits of the shared safety filter (FR3's joint ranges inside the Panda's).
         ros2_venv: venv with the ROS 2 wheels; None: $RTRL_ROS2_VENV, this interpreter's own
             packages, or .venv-ros2 (see ros2_runtime.py).
@@ -55,6 +58,7 @@ class FrankaROS2Config:
     actuator_timeout: float = 0.1
     state_timeout: float = 0.1
     connect_timeout: float = 10.0
+    stop_ack_timeout: float = 0.5
     safety: SafetyLimits = field(default_factory=fr3_safety_limits)
     ros2_venv: str | None = None
 
@@ -78,7 +82,8 @@ class FrankaROS2Config:
         if not (isinstance(self.node_name, str) and self.node_name.isidentifier()):
             raise ValueError(f"FrankaROS2Config.node_name={self.node_name!r}: expected letters, "
                              "digits and '_', e.g. 'rtrl_franka_communicator'")
-        for name in ("actuator_rate_hz", "actuator_timeout", "state_timeout", "connect_timeout"):
+        for name in ("actuator_rate_hz", "actuator_timeout", "state_timeout", "connect_timeout",
+                     "stop_ack_timeout"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"FrankaROS2Config.{name}={value!r} must be a positive number")

@@ -15,8 +15,6 @@ from communicators.errors import CommunicatorError
 from communicators.franka.ros2 import topics as T
 from communicators.franka.ros2.franka_ros2_config import FrankaROS2Config
 
-_ACK_TIMEOUT_S = 0.2
-"""How long close() waits for the robot to acknowledge the final zero command."""
 _ROS_ARGS = ["--ros-args", "--disable-external-lib-logs"]  # no log files under ~/.ros/log
 
 
@@ -39,6 +37,7 @@ class Ros2ArmLink:
         from std_msgs.msg import Float64MultiArray
 
         self._rclpy, self._command_cls = rclpy, Float64MultiArray
+        self._ack_timeout = config.stop_ack_timeout
         self._cond = threading.Condition()
         self._msg, self._recv, self._seq = None, 0.0, 0
         self._context = Context()
@@ -116,12 +115,14 @@ class Ros2ArmLink:
         """Publishes 7 joint velocities (rad/s) to the controller. Thread-safe."""
         self._pub.publish(self._command_cls(data=[float(v) for v in dq]))
 
-    def close(self) -> None:
-        """Waits briefly for the last command to be acknowledged, then tears the node down."""
+    def close(self) -> bool:
+        """Waits up to config.stop_ack_timeout s for the last command to be acknowledged, then
+        tears the node down. Returns whether it was acknowledged."""
         try:
             from rclpy.duration import Duration
 
-            self._pub.wait_for_all_acked(Duration(seconds=_ACK_TIMEOUT_S))
+            # A reliable writer resends until acknowledged, but only while it exists.
+            return self._pub.wait_for_all_acked(Duration(seconds=self._ack_timeout))
         finally:
             # Join the executor thread first: a process that exits while it still waits in
             # rclpy's C++ code aborts ("terminate called without an active exception").

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.support.processes import REPO_ROOT
+from tests.support.processes import REPO_ROOT, SHM_DIR
 
 try:
     from communicators.franka.ros2.ros2_runtime import find_ros2_runtime
@@ -132,10 +132,17 @@ def wait_for(condition, timeout: float, interval: float = 0.02) -> bool:
     return True
 
 
+LOADED_STATE_TIMEOUT = 1.0
+"""state_timeout for tests that check something else: on this shared 2-core machine the bridge
+is sometimes starved for more than the default 0.1 s (a real robot publishes from a real-time
+loop). The tests of the state watchdog itself use the default."""
+
+
 def communicator(**overrides):  # noqa: ANN201
-    """A FrankaROS2Communicator (not started) on the test's graph, defaults otherwise."""
+    """A FrankaROS2Communicator (not started) on the test's graph; state_timeout 1 s unless given."""
     from communicators.franka.ros2.franka_ros2_communicator import FrankaROS2Communicator, FrankaROS2Config
 
+    overrides.setdefault("state_timeout", LOADED_STATE_TIMEOUT)
     return FrankaROS2Communicator(FrankaROS2Config(**overrides))
 
 
@@ -171,9 +178,44 @@ def drive(comm, dq_of_state, seconds: float, period: float = 0.02) -> np.ndarray
     return np.array(states)
 
 
-def fastdds_shm_files() -> set[str]:
-    """Fast DDS's shared-memory files in /dev/shm (none while it runs on UDP only, as here)."""
-    return {p.name for p in Path("/dev/shm").iterdir() if "fastdds" in p.name or "fastrtps" in p.name}
+def _shm_files_in_use() -> set[str]:
+    """Names of the /dev/shm files some live process maps or holds open."""
+    used = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            with open(proc / "maps") as maps:
+                used.update(line.rsplit("/", 1)[-1].strip() for line in maps if "/dev/shm/" in line)
+            for fd in (proc / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("/dev/shm/"):
+                    used.add(target[len("/dev/shm/"):])
+        except OSError:  # the process ended meanwhile
+            continue
+    return used
+
+
+def fastdds_segments() -> dict[str, bool]:
+    """Fast DDS's shared-memory files in /dev/shm (segments, ports, their locks and mutexes), by
+    name, with whether a live process still maps or holds it.
+
+    ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST makes rmw_fastrtps add Fast DDS's shared-memory
+    transport whatever else is configured. A process killed outright leaves its files behind,
+    nothing in Fast DDS removes them, and a later participant that reuses a dead one's port
+    can miss every message (seen here: a probe matched nothing for 30 s).
+    """
+    used = _shm_files_in_use()
+    return {p.name: p.name in used for p in SHM_DIR.iterdir()
+            if p.name.startswith(("fastdds_", "sem.fastdds_"))}
+
+
+def remove_dead_fastdds_files() -> list[str]:
+    """Removes the Fast DDS files no live process uses (what `fastdds shm clean` does); returns them."""
+    dead = [name for name, alive in fastdds_segments().items() if not alive]
+    for name in dead:
+        (SHM_DIR / name).unlink(missing_ok=True)
+    return dead
 
 
 os.environ.setdefault("MUJOCO_GL", "egl")

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from ros2_test_helpers import (Probe, Running, communicator, drive, fastdds_shm_files, requires_ros2,
+from ros2_test_helpers import (Probe, Running, communicator, drive, fastdds_segments, requires_ros2,
                                running_bridge, wait_for)
 
 from communicators.errors import CommunicatorError
@@ -34,7 +34,9 @@ def test_ros2_state_arrives_in_the_shared_layout_with_the_pose_from_kinematics(r
         time.sleep(2.0)
         rate = (comm.sensor_buffer.num_writes - n0) / (time.monotonic() - t0)
         data, stamps, _ = comm.sensor_buffer.read(window_len=8)
-    assert rate > 0.5 * float(RATE), f"state rate {rate:.0f} Hz, the bridge publishes {RATE} Hz"
+    # Each message becomes a slot; how many arrive depends on the machine's load (rates are
+    # measured by examples/benchmark_ros2.py).
+    assert rate > 0.2 * float(RATE), f"state rate {rate:.0f} Hz, the bridge publishes {RATE} Hz"
     assert np.all(np.diff(stamps) > 0) and stamps[-1] <= time.monotonic()
     state = data[-1]
     pos, rot = fk(state[Q])
@@ -136,11 +138,14 @@ def _failure(comm, timeout: float) -> str:
 
 
 def test_ros2_stale_state_publishes_zero_within_the_budget_and_fails_the_communicator(ros2_graph):
-    shm_before = fastdds_shm_files()
+    from communicators.franka.ros2.franka_ros2_config import FrankaROS2Config
+
+    assert FrankaROS2Config.state_timeout == 0.1  # the default, under test here
+    shm_before = set(fastdds_segments())
     with running_bridge("--rate-hz", RATE) as bridge, \
             Probe("echo-commands", T.DEFAULT_COMMAND_TOPIC) as commands, \
             Probe("echo-velocities", T.DEFAULT_JOINT_STATES_TOPIC) as velocities:
-        comm = communicator()
+        comm = communicator(state_timeout=FrankaROS2Config.state_timeout)
         try:
             with Running(comm):
                 commands.wait_for_samples()
@@ -151,9 +156,13 @@ def test_ros2_stale_state_publishes_zero_within_the_budget_and_fails_the_communi
                 while comm.is_alive() and time.monotonic() - t_freeze < 10:
                     comm.actuator_buffer.write(np.array([0.3, 0, 0, 0, 0, 0, 0]))  # still asking
                     time.sleep(0.01)
+                    if comm.sensor_buffer.num_writes and comm._child_traceback():
+                        break
                 error = _failure(comm, 10)
-                os.kill(bridge.pid, signal.SIGCONT)  # it now takes the queued commands
-                time.sleep(1.0)
+                # The robot side comes back within stop_ack_timeout: it must get the zero.
+                os.kill(bridge.pid, signal.SIGCONT)
+                t_resume = time.monotonic()
+                time.sleep(1.5)
         finally:
             os.kill(bridge.pid, signal.SIGCONT)
         times, values = commands.samples()
@@ -166,9 +175,11 @@ def test_ros2_stale_state_publishes_zero_within_the_budget_and_fails_the_communi
     print(f"\nlast moving command {1e3 * (moving.max() - t_freeze):.0f} ms after the freeze")
     assert moving.max() - t_freeze < 0.1 + 0.15
     assert np.all(values[times > moving.max()] == 0.0) and np.any(times > moving.max())
-    # Resumed, the bridge applied the queued zero: the arm stands still.
-    assert np.abs(v_values[v_times > v_times.max() - 0.3, 0]).max() < 0.01
-    assert fastdds_shm_files() <= shm_before
+    # Resumed while the exiting communicator still waited for its zero to be acknowledged, the
+    # bridge got it: the arm stands still (a JointGroupVelocityController keeps the last command).
+    settled = v_times > t_resume + 1.0
+    assert settled.any() and np.abs(v_values[settled, 0]).max() < 0.01, v_values[settled, 0]
+    assert set(fastdds_segments()) <= shm_before, "a process left Fast DDS shared memory"
 
 
 def test_ros2_a_wrong_state_topic_fails_with_an_error_naming_it_and_the_real_one(ros2_graph):
