@@ -107,7 +107,8 @@ class FrankaROS2Communicator(Communicator):
         deadline = time.monotonic() + cfg.connect_timeout
         got = link.wait_for_state(0, cfg.connect_timeout)
         if got is None:
-            raise CommunicatorError(f"FrankaROS2Communicator: {describe_missing_state(link, cfg.connect_timeout)}")
+            why = describe_missing_state(link, cfg.connect_timeout)
+            raise CommunicatorError(f"FrankaROS2Communicator: {why}")
         self._joint_order(tuple(got[0].name))  # a wrong joint name fails here, at start
         # Commands published before the controller has matched would be lost.
         while link.command_subscribers() == 0:
@@ -139,6 +140,8 @@ class FrankaROS2Communicator(Communicator):
         got = self._link.wait_for_state(self._seen_seq, self.config.state_timeout)
         if got is None:
             self._send(np.zeros(NUM_JOINTS))  # at once, not at the next actuator tick
+            if self._stop_event.is_set():
+                return  # closing anyway: a robot gone quiet meanwhile is no failure of ours
             raise CommunicatorError(
                 f"FrankaROS2Communicator: no JointState on {self._link.joint_states_topic!r} for "
                 f"{self.config.state_timeout} s; the robot (joint_state_broadcaster) or its graph "

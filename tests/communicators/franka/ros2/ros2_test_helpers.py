@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.support.processes import REPO_ROOT, SHM_DIR
+from tests.support.processes import REPO_ROOT, SHM_DIR, wait_until
 
 try:
     from communicators.franka.ros2.ros2_runtime import find_ros2_runtime
@@ -109,7 +109,7 @@ class Probe:
 
     def wait_for_samples(self, timeout: float = 30.0) -> None:
         """Waits until something was echoed: discovery has matched it with the other side."""
-        assert wait_for(lambda: self.samples()[0].size > 0, timeout), \
+        assert wait_until(lambda: self.samples()[0].size > 0, timeout, 0.02), \
             f"the probe received nothing in {timeout} s; it printed: {self._lines.lines[-5:]}"
 
     def stop(self) -> None:
@@ -120,16 +120,6 @@ class Probe:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def wait_for(condition, timeout: float, interval: float = 0.02) -> bool:
-    """Polls `condition()` until true or `timeout` s pass; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return bool(condition())
-        time.sleep(interval)
-    return True
 
 
 LOADED_STATE_TIMEOUT = 1.0
@@ -154,8 +144,8 @@ class Running:
 
     def __enter__(self):  # noqa: ANN204
         self.comm.start()
-        ok = wait_for(lambda: self.comm.sensor_buffer.num_writes > 0 or not self.comm.is_alive(),
-                      self.timeout)
+        ok = wait_until(lambda: self.comm.sensor_buffer.num_writes > 0 or not self.comm.is_alive(),
+                        self.timeout, 0.02)
         self.comm.raise_if_failed()
         assert ok and self.comm.sensor_buffer.num_writes > 0, "no state from the bridge"
         return self.comm

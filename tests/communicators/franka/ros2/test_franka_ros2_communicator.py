@@ -15,13 +15,14 @@ import time
 import numpy as np
 import pytest
 from ros2_test_helpers import (Probe, Running, communicator, drive, fastdds_segments, requires_ros2,
-                               running_bridge, wait_for)
+                               running_bridge)
 
 from communicators.errors import CommunicatorError
 from communicators.franka.kinematics import READY_POSE, fk
 from communicators.franka.ros2 import topics as T
 from communicators.franka.safety import SafetyLimits
 from communicators.franka.state import DQ, EE_POS, EE_QUAT, Q
+from tests.support.processes import wait_until
 
 pytestmark = [requires_ros2, pytest.mark.timeout(180)]
 
@@ -34,9 +35,10 @@ def test_ros2_state_arrives_in_the_shared_layout_with_the_pose_from_kinematics(r
         time.sleep(2.0)
         rate = (comm.sensor_buffer.num_writes - n0) / (time.monotonic() - t0)
         data, stamps, _ = comm.sensor_buffer.read(window_len=8)
-    # Each message becomes a slot; how many arrive depends on the machine's load (rates are
-    # measured by examples/benchmark_ros2.py).
-    assert rate > 0.2 * float(RATE), f"state rate {rate:.0f} Hz, the bridge publishes {RATE} Hz"
+    # Each message becomes a slot; how many arrive depends on the machine's load (a shared 2-core
+    # machine starves the bridge; examples/benchmark_ros2.py measures rates). At least twice the
+    # reacher's 25 Hz action rate.
+    assert rate > 50, f"state rate {rate:.0f} Hz, the bridge publishes {RATE} Hz"
     assert np.all(np.diff(stamps) > 0) and stamps[-1] <= time.monotonic()
     state = data[-1]
     pos, rot = fk(state[Q])
@@ -80,7 +82,7 @@ def test_ros2_a_stale_command_becomes_zero_velocity(ros2_graph):
         q0 = comm.sensor_buffer.latest()[0][Q].copy()
         t_cmd = time.monotonic()
         comm.actuator_buffer.write(np.array([0.3, 0, 0, 0, 0, 0, 0]))  # once, then silence
-        moving = wait_for(lambda: comm.sensor_buffer.latest()[0][7] > 0.1, 2.0)
+        moving = wait_until(lambda: comm.sensor_buffer.latest()[0][7] > 0.1, 2.0)
         time.sleep(0.6)
         state = comm.sensor_buffer.latest()[0]
         q1 = state[Q].copy()
@@ -107,7 +109,8 @@ def test_ros2_velocity_limits_hold_so_the_arm_never_faults(ros2_graph):
         states = drive(comm, lambda s: [0, 0, 0, 0, 0, 0, 10.0], seconds=0.6)
     assert np.abs(states[:, 13]).max() <= limits.max_joint_velocity[6] + 0.05
     assert np.abs(states[-5:, 13]).max() > 0.5 * limits.max_joint_velocity[6]
-    assert wait_for(lambda: any("bridge stopped: faults=0" in line for line in bridge.output), 5.0), bridge.output
+    assert wait_until(lambda: any("bridge stopped: faults=0" in line for line in bridge.output), 5.0), \
+        bridge.output
 
 
 def test_ros2_joint_limits_hold_against_a_command_into_the_limit(ros2_graph):
@@ -133,7 +136,7 @@ def _failure(comm, timeout: float) -> str:
             return True
         return False
 
-    assert wait_for(failed, timeout), "the communicator did not report a failure"
+    assert wait_until(failed, timeout, 0.02), "the communicator did not report a failure"
     return errors[0]
 
 

@@ -83,7 +83,11 @@ def test_ros2_bridge_killed_mid_episode_stops_the_arm_and_raises_env_error_withi
     children_before, shm_before = child_pids(), set(fastdds_segments())
     with running_bridge("--rate-hz", "500") as bridge, \
             Probe("echo-commands", T.DEFAULT_COMMAND_TOPIC) as commands:
-        env = _make_env(30.0)  # the default 0.1 s state watchdog, under test here
+        # The chain (killed robot -> zero command -> failed communicator -> EnvError) is under test
+        # here, its times bounded by the watchdog's; the default 0.1 s watchdog itself is timed in
+        # test_franka_ros2_communicator.py. On this shared machine, other sessions' SCHED_FIFO
+        # benchmarks starve the bridge for 0.3 s at times, which would trip it before the kill.
+        env = _make_env(30.0, state_timeout=LOADED_STATE_TIMEOUT)
         try:
             env.reset(seed=0)
             commands.wait_for_samples()
@@ -101,19 +105,19 @@ def test_ros2_bridge_killed_mid_episode_stops_the_arm_and_raises_env_error_withi
         finally:
             env.close()
     print(f"\nEnvError {1e3 * (t_error - t_kill):.0f} ms after the kill")
-    assert "no JointState on '/joint_states' for 0.1 s" in str(err.value)
-    # 0.1 s state watchdog, the env's next check (a 40 ms cycle), then closing the processes:
-    # the robot's child waits up to stop_ack_timeout (0.5 s) for its zero to be acknowledged
-    # before it ends. Plus slack for a loaded machine.
-    assert t_error - t_kill < 0.1 + 0.04 + 0.5 + 0.5
+    assert f"no JointState on '/joint_states' for {LOADED_STATE_TIMEOUT} s" in str(err.value)
+    # The state watchdog, the env's next check (a 40 ms cycle), then closing the processes: the
+    # robot's child waits up to stop_ack_timeout (0.5 s) for its zero to be acknowledged before
+    # it ends. Plus slack for a loaded machine.
+    assert t_error - t_kill < LOADED_STATE_TIMEOUT + 0.04 + 0.5 + 0.5
     moving = times[np.abs(values).max(axis=1) > 0.0]
     assert moving.size > 0 and moving.min() < t_kill, "the arm was not commanded to move"
-    assert moving.max() - t_kill < 0.1 + 0.15, f"motion commanded {moving.max() - t_kill:.3f} s after the kill"
+    assert moving.max() - t_kill < LOADED_STATE_TIMEOUT + 0.15, \
+        f"motion commanded {moving.max() - t_kill:.3f} s after the kill"
     assert np.any(times > moving.max()), "no zero command after the last motion"
     assert wait_until(lambda: child_pids() <= children_before, 5.0), \
         f"processes left: {child_pids() - children_before}"
-    # Only the killed bridge's shared memory is left (the fixture removes it): the communicator,
-    # though its graph vanished, shut its node down.
+    # Nothing of this test still uses Fast DDS shared memory: the communicator shut its node down
+    # though its graph vanished. (What the killed bridge left, the fixture removes.)
     left = {name: alive for name, alive in fastdds_segments().items() if name not in shm_before}
-    segments = [n for n in left if n.startswith("fastdds_") and "port" not in n and not n.endswith("_el")]
-    assert not any(left.values()) and len(segments) == 1, left
+    assert not any(left.values()), left
