@@ -187,13 +187,13 @@ def test_ros2_stale_state_publishes_zero_within_the_budget_and_fails_the_communi
 
 def test_ros2_a_wrong_state_topic_fails_with_an_error_naming_it_and_the_real_one(ros2_graph):
     with running_bridge("--rate-hz", RATE):
-        comm = communicator(joint_states_topic="/joint_statez", connect_timeout=3.0)
+        comm = communicator(joint_states_topic="/joint_statez", connect_timeout=5.0)
         comm.start()
         try:
             error = _failure(comm, 60)
         finally:
             comm.close()
-    assert "no JointState on '/joint_statez' within 3.0 s" in error
+    assert "no JointState on '/joint_statez' within 5.0 s" in error
     assert "['/joint_states']" in error
 
 
@@ -211,7 +211,7 @@ def test_ros2_a_wrong_command_topic_fails_with_an_error_naming_it(ros2_graph):
 
 def test_ros2_a_topic_of_another_type_is_named_in_the_error(ros2_graph):
     with Probe("publish-array", "/joint_states"):
-        comm = communicator(connect_timeout=2.0)
+        comm = communicator(connect_timeout=5.0)
         comm.start()
         try:
             error = _failure(comm, 60)
