@@ -56,5 +56,7 @@ def test_ros2_arm_stops_when_the_driving_program_ends_abruptly(ros2_graph, sig):
         times, dq = velocities.samples()
     before = dq[(times > t_signal - 0.5) & (times < t_signal), 6]
     after = dq[times > t_signal + 1.5, 6]
-    assert before.size and before.min() > 0.2, "the arm was not moving before the signal"
+    # Mostly moving: a driver starved for over 100 ms on this shared machine gets its arm stopped
+    # by the command watchdog until its next command, as it should.
+    assert before.size and np.median(before) > 0.2, "the arm was not moving before the signal"
     assert after.size and np.abs(after).max() < 0.01, "the arm kept moving after the signal"
