@@ -13,9 +13,16 @@ EXTRAS = {
     "libfranka": ["pylibfranka>=0.18"],
     # ROS 1 backend: rospy comes from Debian, see README ("Running on a real Franka").
     "ros": [],
+    # ROS 2 backend (franka_ros2 / ros2_control): rclpy, Fast DDS and the messages, as PyPI wheels.
+    # Their sensor_msgs/std_msgs shadow ROS 1's Debian packages in a venv that has those too, so
+    # `make test` puts them in a venv of their own (scripts/install_ros2.sh); see
+    # communicators/franka/ros2/README.md.
+    "ros2": ["ros-rclpy==9.1.2", "ros-sensor-msgs==5.5.1", "ros-std-msgs==5.5.1",
+             "ros-rmw-fastrtps-cpp==9.3.3"],
     "dev": ["pytest>=8", "pytest-timeout>=2.3", "imageio>=2.34"],
 }
-EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
+# "all" leaves ros2 out: its wheels break ROS 1 (rospy) in the same venv; ask for it by name.
+EXTRAS["all"] = sorted({req for name, reqs in EXTRAS.items() if name != "ros2" for req in reqs})
 
 setup(
     name="franka-rtrl",
@@ -25,7 +32,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["communicators*", "rtrl_env*", "sac*"]),
     # The ROS backend generates franka_core_msgs classes from these when no catkin workspace has them.
-    package_data={"communicators.franka.ros": ["msg/*/*.msg", "README.md"]},
+    package_data={"communicators.franka.ros": ["msg/*/*.msg", "README.md"],
+                  "communicators.franka.ros2": ["README.md"]},
     install_requires=[
         "numpy>=1.26",
         "gymnasium>=1.0",

@@ -30,7 +30,7 @@ class FrankaVisualReacherConfig:
     Attributes:
         joints: joints the action moves (0..6 = A1..A7); the others hold still.
         env_id: name used in error messages (set by the registered id).
-        backend: robot backend, "sim" (default), "ros" or "libfranka"
+        backend: robot backend, "sim" (default), "ros", "ros2" or "libfranka"
             (see rtrl_env/reacher/devices.py).
         robot_config: the backend's own config (e.g. FrankaSimConfig); None for its defaults.
         dt: action cycle, s.

@@ -8,13 +8,15 @@ that builds the arm's communicator from that backend's own config object (None: 
     =========  ===============================================================  ===============
     sim        communicators.sim.franka_sim_communicator.FrankaSimCommunicator  FrankaSimConfig
     ros        communicators.franka.ros.franka_ros_communicator.FrankaROSCommunicator  FrankaROSConfig
+    ros2       communicators.franka.ros2.franka_ros2_communicator                      FrankaROS2Config
+               .FrankaROS2Communicator
     libfranka  communicators.franka.libfranka.franka_libfranka_communicator            LibfrankaConfig
                .FrankaLibfrankaCommunicator                                     (robot_ip needed)
     =========  ===============================================================  ===============
 
 All of them publish the arm state in the layout of `communicators/franka/state.py` and take 7 joint
 velocities (rad/s), so the env does not care which one runs. Modules are imported only when their
-backend is chosen: the ROS and libfranka stacks need packages the sim does not.
+backend is chosen: the ROS, ROS 2 and libfranka stacks need packages the sim does not.
 
 Camera and target: `CommunicatorFactory` callables, `factory(built) -> Communicator`, where `built`
 maps the names of communicators built so far ("robot", then "target", then "camera", then the
@@ -43,6 +45,7 @@ RobotFactory = Callable[[Any], Communicator]
 _BUILTIN_ROBOTS: dict[str, tuple[str, str]] = {
     "sim": ("communicators.sim.franka_sim_communicator", "FrankaSimCommunicator"),
     "ros": ("communicators.franka.ros.franka_ros_communicator", "FrankaROSCommunicator"),
+    "ros2": ("communicators.franka.ros2.franka_ros2_communicator", "FrankaROS2Communicator"),
     "libfranka": ("communicators.franka.libfranka.franka_libfranka_communicator",
                   "FrankaLibfrankaCommunicator"),
 }

@@ -95,7 +95,7 @@ class FrankaVisualReacher(RTRLBaseEnv):
 
     `gymnasium.make("FrankaVisualReacher-v0", **kwargs)` or `FrankaVisualReacher(config, **kwargs)`;
     every keyword is a field of `FrankaVisualReacherConfig` (rtrl_env/reacher/config.py), e.g.
-    `backend` ("sim", "ros", "libfranka"), `robot_config`, `dt` (0.04 s),
+    `backend` ("sim", "ros", "ros2", "libfranka"), `robot_config`, `dt` (0.04 s),
     `episode_length_s` (4.0), `image_width`/`image_height` (160/120), `camera_fps` (30),
     `frame_stack` (3), `max_joint_velocity` (0.3 rad/s), `home_jitter` (0.1 rad), `reward`,
     `target`, `camera`, `target_communicator`, `extra_sensors`. `render_mode="rgb_array"`

@@ -176,7 +176,7 @@ def test_scripted_expert_clearly_beats_the_random_policy(env2):
 
 def test_unknown_backend_lists_the_valid_ones():
     with pytest.raises(ValueError, match=re.escape(
-            "unknown robot backend 'ur5'; expected one of 'sim', 'ros', 'libfranka'")):
+            "unknown robot backend 'ur5'; expected one of 'sim', 'ros', 'ros2', 'libfranka'")):
         gymnasium.make("FrankaVisualReacher-v0", backend="ur5")
 
 
