@@ -84,7 +84,7 @@ class EnvSettings:
 
     env: str = setting("FrankaVisualReacher2-v0", "the task: FrankaVisualReacher2-v0 (A1 and A4) or "
                        "FrankaVisualReacher-v0 (all 7 joints)", choices=ENV_IDS)
-    backend: str = setting("sim", "robot backend: sim (MuJoCo), ros, libfranka")
+    backend: str = setting("sim", "robot backend: sim (MuJoCo), ros (ROS 1), ros2 (franka_ros2), libfranka")
     camera_id: int = setting(0, "OpenCV camera index of /dev/videoN (real backends; the sim renders its own)",
                              on_resume=MAY_CHANGE)
     camera: str | None = setting(None, "the wrist camera on real backends as an OpenCV source: a device index, a "
