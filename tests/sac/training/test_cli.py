@@ -22,7 +22,7 @@ SCRIPT = os.path.join(ROOT, "examples", "franka_reacher.py")
 BAD = [
     (["--dt", "0"], "--dt 0: must be a positive number of seconds, e.g. --dt 0.04"),
     (["--dt", "abc"], "--dt abc: must be a number"),
-    (["--backend", "foo"], "--backend foo: must be one of sim, ros, libfranka"),
+    (["--backend", "foo"], "--backend foo: must be one of sim, ros, ros2, libfranka"),
     (["--replay_buffer_capacity", "-5"], "--replay_buffer_capacity -5: must be a whole number >= 1"),
     (["--time_limit", "-5"], "--time_limit -5: must be a number of seconds >= 0"),
     (["--save_model_freq", "0"], "--save_model_freq 0: must be a whole number >= 1"),
