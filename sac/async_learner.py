@@ -114,7 +114,7 @@ class AsyncLearner:
         self._cmd_recv, self._cmd_send = ctx.Pipe(duplex=False)
         self._err_recv, self._err_send = ctx.Pipe(duplex=False)
         self._ctx = ctx
-        self._spec = (agent.image_shape, agent.proprio_dim, agent.action_dim, agent.config)
+        self._spec = (agent.observation_space, agent.action_dim, agent.config)
         self._restart_state = _to_bytes(agent.state_dict())  # what a restarted learner resumes from
         self._state_file: str | None = None
         self._process = self._new_process(self._restart_state)
