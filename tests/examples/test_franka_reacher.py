@@ -14,6 +14,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from gymnasium import spaces
 
 from sac.agent import SACAgent
 from sac.config import get_preset
@@ -87,9 +88,11 @@ def assert_complete_checkpoint(run_dir: str) -> dict:
     shape = (3 * args["image_history"], args["image_height"], args["image_width"])
     preset = get_preset("cpu")
     preset.agent.batch_size = args["batch_size"]
-    agent = SACAgent(shape, 16, 2, preset.agent)  # 2-joint env: proprio 14 + 2
+    space = spaces.Dict({"image": spaces.Box(0, 255, shape, np.uint8),  # 2-joint env: proprio 14 + 2
+                         "proprioception": spaces.Box(-np.inf, np.inf, (16,), np.float32)})
+    agent = SACAgent(space, 2, preset.agent)
     agent.load_state_dict(torch.load(os.path.join(checkpoint, "agent.pt"), weights_only=False))
-    replay = SharedReplayBuffer(shape, 16, 2, args["replay_buffer_capacity"])
+    replay = SharedReplayBuffer(space, 2, args["replay_buffer_capacity"])
     try:
         replay.load(os.path.join(checkpoint, "replay.npz"))
         assert len(replay) > 0
