@@ -110,9 +110,10 @@ class SACAgent:
         """
         self.layout.check(obs, "obs")
         with torch.inference_mode():
-            images = {key: torch.from_numpy(np.ascontiguousarray(center_crop(obs[key], *hw))).to(self.device)[None]
-                      for key, hw in self.crop_hw.items()}  # (1, 3k, h, w) each
-            vector = self._vector({key: np.asarray(obs[key], np.float32)[None] for key in self.layout.vectors}, 1)
+            images = {key: torch.from_numpy(np.ascontiguousarray(center_crop(obs[key], *hw)))
+                      .to(self.device)[None] for key, hw in self.crop_hw.items()}  # (1, 3k, h, w) each
+            vector = self._vector({key: np.asarray(obs[key], np.float32)[None]
+                                   for key in self.layout.vectors}, 1)  # (1, V)
             action = self.policy(images, vector, deterministic, self.torch_rng)
         return action[0].cpu().numpy()
 

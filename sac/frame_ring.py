@@ -5,7 +5,8 @@ observation and of its next observation (k ids each), so consecutive observation
 and ``next_obs`` is never a second copy. A frame is reused only when its pixels equal the
 incoming frame, so any frame-stacking convention of the env (newest last, padded resets, a slow
 camera repeating frames) stays correct; the usual "shift by one" stacking stores one frame per
-step, and a camera slower than the step stores one frame per camera frame. Frame ids count up forever; frame ``i`` lives in slot ``i % capacity``.
+step, and a camera slower than the step stores one frame per camera frame. Frame ids count up
+forever; frame ``i`` lives in slot ``i % capacity``.
 
 Only the writing process calls :meth:`FrameRing.stage` and :meth:`FrameRing.write`; the replay
 buffer (sac/replay_buffer.py) keeps the lo/hi protocol that makes :meth:`FrameRing.gather` safe

@@ -10,8 +10,22 @@ terminal flag and ``extras``, a float32 vector whose names are fixed at construc
 Extras are the loop's per-step measurements, stored with the transition so a loss can use them
 (delay-aware learning): e.g. ``extras=("age/camera", "age/robot", "period", "weights_version")``
 for each stream's age at the step (s), the step's actual period (s) and the weights version
-that chose the action. They come back in ``Batch.extras`` as ``{name: (B,) float32}``; the SAC
-update ignores them, a user's loss reads them (``batch.extras["period"]``).
+that chose the action. The names are fixed when the buffer is built, ``add`` takes a value for
+each, and ``save``/``load`` keep them. They come back in ``Batch.extras`` as
+``{name: (B,) float32}``: the SAC update (sac/agent.py) ignores them; a loss of your own reads
+them, e.g. to down-weight transitions whose camera frame was old or whose action came from stale
+weights:
+
+>>> from gymnasium import spaces
+>>> space = spaces.Dict({"range": spaces.Box(0.0, 2.0, (1,), np.float32)})
+>>> replay = SharedReplayBuffer(space, action_dim=2, capacity=100, extras=("age/range", "period"))
+>>> obs = {"range": np.array([0.5], np.float32)}
+>>> replay.add(obs, np.zeros(2, np.float32), 1.0, obs, False, extras={"age/range": 0.012, "period": 0.041})
+>>> batch = replay.sample(3, np.random.default_rng(0))
+>>> batch.extras["period"]  # (B,) float32
+array([0.041, 0.041, 0.041], dtype=float32)
+>>> weight = np.exp(-batch.extras["age/range"] / 0.05)  # (B,): trust fresher readings more
+>>> replay.close()
 
 Concurrency (one writer, any number of readers): transitions ``[lo, hi)`` are valid. Before the
 writer overwrites a transition slot or a frame of any image key, it advances ``lo`` past every
@@ -104,7 +118,8 @@ class SharedReplayBuffer:
         frame_capacities = {}
         for key, (c, _, _) in layout.images.items():
             k = c // 3
-            frame_capacities[key] = frame_capacity or capacity + capacity // 10 + 2 * k
+            frame_capacities[key] = (capacity + capacity // 10 + 2 * k if frame_capacity is None
+                                     else int(frame_capacity))
             if frame_capacities[key] < 3 * k:  # one transition may hold k reused + 2k new frames
                 raise ReplayBufferError(f"frame_capacity={frame_capacity}: expected >= 3 * frames = {3 * k} "
                                         f"for image key {key!r}")

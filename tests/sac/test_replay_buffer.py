@@ -2,6 +2,7 @@
 extras, spawn processes sampling while the parent writes, save/load and its refusals."""
 from __future__ import annotations
 
+import doctest
 import multiprocessing
 import re
 
@@ -12,6 +13,7 @@ from sac_fixtures import (FRAMES, IMAGE_SHAPE, MULTI_SPACE, SCENE_SHAPE, SPACE, 
                           make_obs, vector_space)
 
 from sac.errors import ReplayBufferError
+from sac import replay_buffer
 from sac.replay_buffer import SharedReplayBuffer
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_leaked_segments")]
@@ -317,3 +319,7 @@ def test_extras_must_be_given_exactly_as_named_at_construction():
         assert len(buffer) == 0
     finally:
         buffer.close()
+
+
+def test_the_module_docstring_example_of_a_loss_reading_extras_runs():
+    assert doctest.testmod(replay_buffer).failed == 0
