@@ -119,7 +119,7 @@ class SACAgent:
 
     def _vector(self, obs: Mapping[str, np.ndarray], batch_size: int) -> torch.Tensor:
         """Vector keys of a batch -> (B, V) float32 on the device, flattened, in the layout's order."""
-        parts = [torch.as_tensor(obs[key], dtype=torch.float32, device=self.device).flatten(1)
+        parts = [torch.as_tensor(obs[key], dtype=torch.float32, device=self.device).reshape(batch_size, -1)
                  for key in self.layout.vectors]
         if not parts:  # images only: an empty vector part
             return torch.zeros(batch_size, 0, device=self.device)

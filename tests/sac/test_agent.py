@@ -20,6 +20,16 @@ from sac.weights import WeightPublisher
 pytestmark = pytest.mark.timeout(120)
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Updates on one thread, as the acting process runs them: two threads on a loaded 2-core
+    machine wait on each other at every op (300 updates went from ~4 s to over 120 s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def random_obs(space: spaces.Dict, batch_size: int, rng: np.random.Generator, scale: float = 1.0) -> dict:
     """(B, ...) random values for every key: uint8 pixels, N(0, scale^2) vectors."""
     return {key: rng.integers(0, 256, (batch_size, *sub.shape), dtype=np.uint8) if sub.dtype == np.uint8
@@ -118,9 +128,11 @@ def test_a_shared_image_encoder_serves_every_camera_of_one_shape_and_refuses_oth
         SACAgent(MULTI_SPACE, A, tiny_config(shared_image_encoder=True))
 
 
-@pytest.mark.parametrize("space", [spaces.Dict({"image": image_space()}), spaces.Dict({"state": vector_space(6)})],
-                         ids=["image-only", "vector-only"])
-def test_an_agent_learns_from_images_alone_or_vectors_alone(space):
+@pytest.mark.parametrize("space", [spaces.Dict({"image": image_space()}), spaces.Dict({"state": vector_space(6)}),
+                                   spaces.Dict({"image": image_space(), "kelvin": spaces.Box(0, 400, (), np.float32),
+                                                "force_window": spaces.Box(-50, 50, (4, 6), np.float64)})],
+                         ids=["image-only", "vector-only", "scalar-and-matrix-sensors"])
+def test_an_agent_learns_from_images_alone_vectors_alone_or_sensors_of_any_shape(space):
     agent = SACAgent(space, A, tiny_config())
     batch = fixed_batch(space)
     infos = [agent.update(batch) for _ in range(3)]

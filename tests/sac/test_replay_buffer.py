@@ -323,3 +323,22 @@ def test_extras_must_be_given_exactly_as_named_at_construction():
 
 def test_the_module_docstring_example_of_a_loss_reading_extras_runs():
     assert doctest.testmod(replay_buffer).failed == 0
+
+
+def test_vector_sensors_of_any_shape_and_dtype_are_stored_as_float32_with_their_shape():
+    space = spaces.Dict({"kelvin": spaces.Box(0, 400, (), np.float32),
+                         "force_window": spaces.Box(-50, 50, (4, 6), np.float64)})
+    buffer = SharedReplayBuffer(space, A, capacity=20)
+    try:
+        for s in range(10):
+            obs = {"kelvin": np.float32(290 + s), "force_window": np.full((4, 6), s / 3)}
+            buffer.add(obs, np.array([s, 0], np.float32), 0.0, {**obs, "kelvin": np.float32(291 + s)}, False)
+        batch = buffer.sample(16, np.random.default_rng(0))
+        assert batch.obs["kelvin"].shape == (16,) and batch.obs["force_window"].shape == (16, 4, 6)
+        assert batch.obs["force_window"].dtype == np.float32
+        steps = batch.action[:, 0]
+        np.testing.assert_array_equal(batch.obs["kelvin"], 290 + steps)
+        np.testing.assert_array_equal(batch.next_obs["kelvin"], 291 + steps)
+        np.testing.assert_array_equal(batch.obs["force_window"][:, 2, 3], (steps / 3).astype(np.float32))
+    finally:
+        buffer.close()
