@@ -31,6 +31,7 @@ import time
 
 import numpy as np
 import torch
+from gymnasium import spaces
 
 from communicators.realtime import enable_realtime
 from sac.agent import SACAgent
@@ -45,6 +46,12 @@ PROPRIO_DIM, ACTION_DIM, DT = 21, 7, 0.040
 # shapes; "seed-bf16" is the same network with its convolutions under bfloat16 autocast.
 CONFIGS = {"seed": ("seed", (9, 84, 84), {}), "seed-bf16": ("seed", (9, 84, 84), {"bf16": True}),
            "cpu": ("cpu", (9, 48, 64), {})}
+
+
+def observation_space(image_shape: tuple[int, int, int]) -> spaces.Dict:
+    """The reacher's observation: stacked frames and proprioception."""
+    return spaces.Dict({"image": spaces.Box(0, 255, image_shape, np.uint8),
+                        "proprioception": spaces.Box(-np.inf, np.inf, (PROPRIO_DIM,), np.float32)})
 
 
 def agent_config(config: str):
@@ -75,7 +82,7 @@ class SyntheticStream:
 def _replay_process(transitions, batches, shape, capacity, batch_size, stop) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
-    replay = SharedReplayBuffer(shape, PROPRIO_DIM, ACTION_DIM, capacity)  # private to this process
+    replay = SharedReplayBuffer(observation_space(shape), ACTION_DIM, capacity)  # private to this process
     rng = np.random.default_rng(1)
     try:
         while not stop.is_set():
@@ -122,10 +129,10 @@ class QueuePipeline:
         self.stop_event = ctx.Event()
         self.weights = WeightPublisher(agent.policy_state())
         self.counters = SharedArrays({"n": ((1,), np.int64)}, tag="bench")
-        spec = (agent.image_shape, agent.proprio_dim, agent.action_dim, agent.config)
+        spec = (agent.observation_space, agent.action_dim, agent.config)
         self.procs = [
             ctx.Process(target=_replay_process, daemon=True,
-                        args=(self.transitions, self.batches, agent.image_shape, capacity,
+                        args=(self.transitions, self.batches, agent.layout.images["image"], capacity,
                               agent.config.batch_size, self.stop_event)),
             ctx.Process(target=_queue_learner, daemon=True,
                         args=(self.batches, spec, agent.state_dict(), self.weights, self.counters,
@@ -168,11 +175,11 @@ def run(config: str, pipeline: str, duration: float, threads: int, nice: int, pr
         actor_priority: int | None = None) -> dict:
     shape, config_ = CONFIGS[config][1], agent_config(config)
     torch.set_num_threads(1)  # the acting process's budget
-    agent = SACAgent(shape, PROPRIO_DIM, ACTION_DIM, config_, seed=0)
+    agent = SACAgent(observation_space(shape), ACTION_DIM, config_, seed=0)
     stream = SyntheticStream(shape)
     replay = None
     if pipeline == "shared":
-        replay = SharedReplayBuffer(shape, PROPRIO_DIM, ACTION_DIM, capacity=10_000)
+        replay = SharedReplayBuffer(observation_space(shape), ACTION_DIM, capacity=10_000)
         for _ in range(prefill):
             replay.add(*stream.step(np.zeros(ACTION_DIM, np.float32)))
         learner = AsyncLearner(agent, replay, LearnerConfig(max_update_freq=1e9, update_after=0,
@@ -233,8 +240,8 @@ def _agent_with_data(config: str, threads: int):
     """An agent for ``config`` (``threads`` torch threads) and a replay buffer of 500 synthetic transitions."""
     shape = CONFIGS[config][1]
     torch.set_num_threads(threads)
-    agent = SACAgent(shape, PROPRIO_DIM, ACTION_DIM, agent_config(config))
-    replay = SharedReplayBuffer(shape, PROPRIO_DIM, ACTION_DIM, capacity=1000)
+    agent = SACAgent(observation_space(shape), ACTION_DIM, agent_config(config))
+    replay = SharedReplayBuffer(observation_space(shape), ACTION_DIM, capacity=1000)
     stream = SyntheticStream(shape)
     try:
         for _ in range(500):

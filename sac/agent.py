@@ -1,5 +1,11 @@
 """SACAgent: acting and one SAC-RAD update step, with a full state dict for checkpoints.
 
+The agent is built from the observation space (sac/observation.py says which keys are images and
+which are vectors): a convolutional encoder per image key (or one shared), the vector keys
+flattened, concatenated in the space's key order and normalised by running statistics (except
+``AgentConfig.raw_vector_keys``); actor and critics consume the fused latent. Random crops
+(RAD) apply to images only.
+
 Process plumbing (shared replay, weight publishing, the learner process) lives elsewhere; this
 file is the maths of one update and the policy's forward pass.
 """
@@ -7,56 +13,73 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
+from gymnasium import spaces
 
 from sac.augment import center_crop, crop_size, random_crop
 from sac.config import AgentConfig
 from sac.losses import actor_loss, alpha_loss, critic_loss, td_target
-from sac.models import Actor, Critic, Encoder, Policy, init_weights, pixels
+from sac.models import Actor, Critic, ObservationEncoder, Policy, init_weights, pixels
+from sac.normalizer import VectorNormalizer
+from sac.observation import ObservationLayout
 from sac.replay_buffer import Batch
 
 
 class SACAgent:
-    """Soft Actor-Critic from stacked camera frames and proprioception, with random crops.
+    """Soft Actor-Critic from any mix of stacked camera frames and vector sensors, with random crops.
 
     Args:
-        image_shape: (3 * frames, height, width) of the uint8 camera observation, before cropping.
-        proprio_dim: length of the float32 proprioception vector.
+        observation_space: the env's ``gymnasium.spaces.Dict`` (image and vector keys as in
+            sac/observation.py).
         action_dim: action size; actions are in [-1, 1] (the env maps them to robot units).
         config: networks and hyperparameters.
         device: torch device of networks and updates ("cpu", "cuda", "cuda:1").
         seed: seeds network initialisation and the agent's own RNGs (crop offsets, policy noise,
             replay sampling via ``np_rng``); the global RNGs are left alone.
+
+    Raises:
+        ValueError: a key of the space cannot be learned from, or ``config.raw_vector_keys``
+            names a key that is not a vector key of the space.
     """
 
-    def __init__(self, image_shape: tuple[int, int, int], proprio_dim: int, action_dim: int,
-                 config: AgentConfig, device: str | torch.device = "cpu", seed: int = 0):
-        c, h, w = (int(x) for x in image_shape)
-        if c % 3 != 0:
-            raise ValueError(f"image_shape={tuple(image_shape)}: expected (3 * frames, height, width) "
-                             f"channel-first RGB frames")
+    def __init__(self, observation_space: spaces.Dict, action_dim: int, config: AgentConfig,
+                 device: str | torch.device = "cpu", seed: int = 0):
+        self.observation_space = observation_space
+        self.layout = ObservationLayout.from_space(observation_space)
+        unknown = [k for k in config.raw_vector_keys if k not in self.layout.vectors]
+        if unknown:
+            raise ValueError(f"AgentConfig.raw_vector_keys names {unknown}, not vector keys of the observation "
+                             f"space (its vector keys: {list(self.layout.vectors)}); drop them")
         self.config = config
         self.device = torch.device(device)
-        self.image_shape = (c, h, w)
-        self.proprio_dim, self.action_dim = int(proprio_dim), int(action_dim)
-        self.crop_hw = crop_size(h, w, config.rad_offset)
+        self.action_dim = int(action_dim)
+        self.crop_hw = {key: crop_size(h, w, config.rad_offset) for key, (_, h, w) in self.layout.images.items()}
+        """Image key -> (height, width) of the network input after cropping."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.encoder = Encoder((c, *self.crop_hw), proprio_dim, config.encoder)
+            self.encoder = ObservationEncoder({key: (c, *self.crop_hw[key]) for key, (c, _, _)
+                                               in self.layout.images.items()}, self.layout.vector_dim,
+                                              config.encoder, config.shared_image_encoder)
             self.actor = Actor(self.encoder.feature_dim, action_dim, config)
             self.critic = Critic(self.encoder.feature_dim, action_dim, config)
             for net in (self.encoder, self.actor, self.critic):
                 net.apply(init_weights)
+        normalized = [key not in config.raw_vector_keys for key, shape in self.layout.vectors.items()
+                      for _ in range(int(np.prod(shape)))]
+        # One normaliser for the online and the target encoder: its statistics are not averaged.
+        self.normalizer = VectorNormalizer(normalized, config.vector_norm_min_std, config.vector_norm_clip)
         self.target_encoder = copy.deepcopy(self.encoder)
         self.target_critic = copy.deepcopy(self.critic)
-        for net in (self.encoder, self.actor, self.critic, self.target_encoder, self.target_critic):
+        for net in (self.normalizer, self.encoder, self.actor, self.critic, self.target_encoder,
+                    self.target_critic):
             net.to(self.device)
         for p in (*self.target_encoder.parameters(), *self.target_critic.parameters()):
             p.requires_grad_(False)
-        self.policy = Policy(self.encoder, self.actor)
+        self.policy = Policy(self.normalizer, self.encoder, self.actor)
         self.log_alpha = torch.tensor(math.log(config.init_temperature), device=self.device,
                                       requires_grad=True)
         self.target_entropy = (-float(action_dim) if config.target_entropy is None
@@ -72,58 +95,70 @@ class SACAgent:
         self.np_rng = np.random.default_rng(seed)
 
     # ------------------------------------------------------------------ acting
-    def act(self, obs: dict[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
-        """Action for one observation.
+    def act(self, obs: Mapping[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
+        """Action for one observation (acting process).
 
         Args:
-            obs: ``{"image": uint8 (3k, H, W), "proprioception": float32 (P,)}``.
+            obs: one value per key of the observation space (images uint8 (3k, H, W)).
             deterministic: the mean action (evaluation) instead of a sample.
 
         Returns:
             float32 (action_dim,) in [-1, 1].
+
+        Raises:
+            ValueError: ``obs`` lacks a key, has an unknown one, or a value of the wrong shape.
         """
-        image, proprio = obs["image"], obs["proprioception"]
-        if image.shape != self.image_shape or image.dtype != np.uint8:
-            raise ValueError(f"obs['image'] has shape {image.shape} dtype {image.dtype}, expected "
-                             f"{self.image_shape} uint8 (channel-first stacked frames)")
-        if np.shape(proprio) != (self.proprio_dim,):
-            raise ValueError(f"obs['proprioception'] has shape {np.shape(proprio)}, "
-                             f"expected ({self.proprio_dim},)")
-        image = np.ascontiguousarray(center_crop(image, *self.crop_hw))
+        self.layout.check(obs, "obs")
         with torch.inference_mode():
-            img = torch.from_numpy(image).to(self.device)[None]  # (1, 3k, h, w)
-            prop = torch.as_tensor(proprio, dtype=torch.float32, device=self.device)[None]
-            action = self.policy(img, prop, deterministic, self.torch_rng)
+            images = {key: torch.from_numpy(np.ascontiguousarray(center_crop(obs[key], *hw)))
+                      .to(self.device)[None] for key, hw in self.crop_hw.items()}  # (1, 3k, h, w) each
+            vector = self._vector({key: np.asarray(obs[key], np.float32)[None]
+                                   for key in self.layout.vectors}, 1)  # (1, V)
+            action = self.policy(images, vector, deterministic, self.torch_rng)
         return action[0].cpu().numpy()
+
+    def _vector(self, obs: Mapping[str, np.ndarray], batch_size: int) -> torch.Tensor:
+        """Vector keys of a batch -> (B, V) float32 on the device, flattened, in the layout's order."""
+        parts = [torch.as_tensor(obs[key], dtype=torch.float32, device=self.device).reshape(batch_size, -1)
+                 for key in self.layout.vectors]
+        if not parts:  # images only: an empty vector part
+            return torch.zeros(batch_size, 0, device=self.device)
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
     # ---------------------------------------------------------------- learning
     def update(self, batch: Batch) -> dict[str, float]:
-        """One SAC-RAD step: critic (+ encoder) every call; actor and alpha every
+        """One SAC-RAD step (learner process, or the acting one in serial mode): the vector
+        statistics and the critic (+ encoder) every call; actor and alpha every
         ``actor_update_freq`` calls; targets every ``critic_target_update_freq`` calls.
 
         Args:
-            batch: uncropped transitions from the replay buffer (numpy arrays).
+            batch: uncropped transitions from the replay buffer (numpy arrays). ``batch.extras``
+                is not used by this loss.
 
         Returns:
             Namespaced floats (``train/critic_loss``, ``train/actor_loss`` when the actor
             updated, ``train/batch_reward``, ``train/num_updates``, ...).
         """
         cfg, dev, gen = self.config, self.device, self.torch_rng
-        image = random_crop(torch.as_tensor(batch.image, device=dev), *self.crop_hw, gen)  # (B,3k,h,w)
-        next_image = random_crop(torch.as_tensor(batch.next_image, device=dev), *self.crop_hw, gen)
-        proprio = torch.as_tensor(batch.proprioception, device=dev)
-        next_proprio = torch.as_tensor(batch.next_proprioception, device=dev)
+        images, next_images = {}, {}
+        for key, hw in self.crop_hw.items():
+            images[key] = random_crop(torch.as_tensor(batch.obs[key], device=dev), *hw, gen)  # (B,3k,h,w)
+            next_images[key] = random_crop(torch.as_tensor(batch.next_obs[key], device=dev), *hw, gen)
+        vector = self._vector(batch.obs, len(batch.reward))  # (B, V)
+        next_vector = self._vector(batch.next_obs, len(batch.reward))
+        self.normalizer.update(vector)
+        vector, next_vector = self.normalizer(vector), self.normalizer(next_vector)
         action = torch.as_tensor(batch.action, device=dev)
         reward = torch.as_tensor(batch.reward, device=dev)
         terminated = torch.as_tensor(batch.terminated, dtype=torch.float32, device=dev)
         alpha = self.log_alpha.detach().exp()
 
         with torch.no_grad():
-            next_pixels = pixels(next_image)  # converted once for both encoders
-            target = td_target(self.actor, self.target_critic, self.encoder(next_pixels, next_proprio),
-                               self.target_encoder(next_pixels, next_proprio), reward, terminated,
+            next_pixels = {key: pixels(image) for key, image in next_images.items()}  # once for both encoders
+            target = td_target(self.actor, self.target_critic, self.encoder(next_pixels, next_vector),
+                               self.target_encoder(next_pixels, next_vector), reward, terminated,
                                cfg.discount, alpha, gen)
-        features = self.encoder(image, proprio)  # (B, F), with gradient into the encoder
+        features = self.encoder(images, vector)  # (B, F), with gradient into the encoder
         loss, info = critic_loss(self.critic, features, action, target)
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -153,14 +188,15 @@ class SACAgent:
 
     # ------------------------------------------------------------ checkpoints
     def policy_state(self) -> dict[str, torch.Tensor]:
-        """The weights the acting process needs (encoder + actor), as published by the learner."""
+        """The weights the acting process needs (vector statistics, encoder, actor), as the
+        learner publishes them (sac/weights.py)."""
         return self.policy.state_dict()
 
     def state_dict(self) -> dict[str, Any]:
-        """Full state: networks, targets, optimizers, temperature, counters and RNG states."""
+        """Full state: networks, targets, vector statistics, optimizers, temperature, counters, RNGs."""
         return {
-            "shapes": (self.image_shape, self.proprio_dim, self.action_dim),
-            "config": self.config.to_dict(),
+            "observations": self.layout.describe(), "action_dim": self.action_dim,
+            "config": self.config.to_dict(), "normalizer": self.normalizer.state_dict(),
             "encoder": self.encoder.state_dict(), "actor": self.actor.state_dict(),
             "critic": self.critic.state_dict(), "target_encoder": self.target_encoder.state_dict(),
             "target_critic": self.target_critic.state_dict(), "log_alpha": self.log_alpha.detach().clone(),
@@ -175,13 +211,18 @@ class SACAgent:
         """Restores everything :meth:`state_dict` saved.
 
         Raises:
-            ValueError: the state is from an agent with other shapes or networks.
+            ValueError: the state is from an agent with other observation keys or shapes, another
+                action size or another config; the message names each difference.
         """
-        mine = (self.image_shape, self.proprio_dim, self.action_dim)
-        theirs = tuple(state["shapes"])
-        if (tuple(theirs[0]), *theirs[1:]) != mine:
-            raise ValueError(f"checkpoint is for (image, proprio, action) shapes {theirs}, this agent "
-                             f"has {mine}; build the agent with the checkpoint's settings (args.json)")
+        if "observations" not in state:
+            raise ValueError("checkpoint is from an agent before observation keys were saved (it has "
+                             "'shapes', not 'observations'); it cannot be loaded into this agent")
+        problems = self.layout.differences(state["observations"])
+        if state["action_dim"] != self.action_dim:
+            problems.append(f"action_dim {state['action_dim']} there, {self.action_dim} here")
+        if problems:
+            raise ValueError(f"checkpoint is for another observation space or action: {'; '.join(problems)}; "
+                             f"build the agent for the checkpoint's env (args.json)")
         # Rebuilt through AgentConfig, so fields added since the checkpoint take their defaults.
         saved = AgentConfig(**state["config"])
         if saved != self.config:
@@ -189,7 +230,7 @@ class SACAgent:
                     if v != self.config.to_dict()[k]}
             raise ValueError(f"checkpoint agent config differs from this agent's in {diff} "
                              f"(checkpoint, agent); use the same preset and flags")
-        for name in ("encoder", "actor", "critic", "target_encoder", "target_critic"):
+        for name in ("normalizer", "encoder", "actor", "critic", "target_encoder", "target_critic"):
             getattr(self, name).load_state_dict(state[name])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])

@@ -21,6 +21,7 @@ import contextlib
 import io
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import tempfile
@@ -124,23 +125,30 @@ class AsyncLearner:
         self._cmd_recv, self._cmd_send = ctx.Pipe(duplex=False)
         self._err_recv, self._err_send = ctx.Pipe(duplex=False)
         self._ctx = ctx
-        self._spec = (agent.image_shape, agent.proprio_dim, agent.action_dim, agent.config)
+        self._spec = (agent.observation_space, agent.action_dim, agent.config)
         self._restart_state = _to_bytes(agent.state_dict())  # the newest full state the parent holds
         self._state_file: str | None = None
         fd, self._snapshot_file = tempfile.mkstemp(prefix="sac_learner_snapshot_", suffix=".pt")
         os.close(fd)
         os.unlink(self._snapshot_file)  # the learner creates it (by rename) at its first snapshot
-        self._process = self._new_process(self._restart_state)
+        self._process = self._new_process()
         self._save_requests = 0
         self._stopping = False
         self._error: str | None = None
         self.restarts = 0
         """How many times the learner was restarted after a failure."""
 
-    def _new_process(self, state: bytes | str) -> multiprocessing.Process:
+    def _new_process(self) -> multiprocessing.Process:
+        # What the learner starts from goes by file: spawn's start() writes its arguments into a
+        # pipe, which blocks once they pass 64 KB until the child, busy importing torch, reads them;
+        # a restart inside the action loop must not wait for that.
+        self._remove_state_file()
+        fd, self._state_file = tempfile.mkstemp(prefix="sac_learner_setup_", suffix=".pkl")
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump((self._spec, self._restart_state), f)
         return self._ctx.Process(
             target=_learner_main, name="sac-learner", daemon=True,
-            args=(self._spec, state, self.replay, self.weights, self._control, self._stats,
+            args=(self._state_file, self.replay, self.weights, self._control, self._stats,
                   self._cmd_recv, self._err_send, self.config, os.getpid(), self._snapshot_file))
 
     # --------------------------------------------------------------- lifecycle
@@ -223,13 +231,7 @@ class AsyncLearner:
               f"{self.config.max_restarts}) from the agent state of update {state['num_updates']}. "
               f"The actor keeps its weights until the new learner publishes.\n{error}",
               file=sys.stderr, flush=True)
-        # The state goes by file: spawn's start() blocks until the child has read its arguments,
-        # which it does only after importing torch (seconds), and megabytes overflow the pipe.
-        self._remove_state_file()
-        fd, self._state_file = tempfile.mkstemp(prefix="sac_learner_state_", suffix=".pt")
-        with os.fdopen(fd, "wb") as f:
-            f.write(self._restart_state)
-        self._process = self._new_process(self._state_file)
+        self._process = self._new_process()
         self._process.start()
 
     @property
@@ -326,7 +328,7 @@ def _to_bytes(state: dict) -> bytes:
     return buffer.getvalue()
 
 
-def _learner_main(spec, state: bytes | str, replay: SharedReplayBuffer, weights: WeightPublisher,
+def _learner_main(setup_file: str, replay: SharedReplayBuffer, weights: WeightPublisher,
                   control: SharedArrays, stats: VersionedArray, cmd_conn, err_conn,
                   config: LearnerConfig, parent_pid: int, snapshot_file: str) -> None:
     # Ctrl-C reaches the whole process group; the parent decides when the learner stops.
@@ -335,10 +337,9 @@ def _learner_main(spec, state: bytes | str, replay: SharedReplayBuffer, weights:
         if os.sched_getscheduler(0) != os.SCHED_OTHER:
             # Started from a real-time action loop (a restart): never compete with it at its priority.
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-        if isinstance(state, str):  # a file the parent wrote for a restart
-            with open(state, "rb") as f:
-                path, state = state, f.read()
-            os.unlink(path)
+        with open(setup_file, "rb") as f:  # the agent's spec and full state, written by the parent
+            spec, state = pickle.load(f)
+        os.unlink(setup_file)
         torch.set_num_threads(config.num_threads)
         if config.nice:
             os.nice(config.nice)

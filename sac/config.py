@@ -31,7 +31,7 @@ class EncoderHead(str, enum.Enum):
 
 @dataclass
 class EncoderConfig:
-    """Convolutional image encoder; its features are joined with the proprioception."""
+    """Convolutional image encoder of an image key; its features join the other keys' in the latent."""
 
     channels: int = 32
     """Channels of every convolution layer."""
@@ -59,10 +59,21 @@ class EncoderConfig:
 
 @dataclass
 class AgentConfig:
-    """SAC-RAD networks and hyperparameters. Defaults are the seed's (franka-async-rl)."""
+    """SAC-RAD networks and hyperparameters. Defaults are the seed's (franka-async-rl), except that
+    every vector key of the observation is normalised (the presets keep the reacher's
+    proprioception raw, as the seed feeds it)."""
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    """Image encoder, shared by actor and critic and trained by the critic loss only."""
+    """Image encoder (one per image key), shared by actor and critic, trained by the critic loss only."""
+    shared_image_encoder: bool = False
+    """One image encoder for every image key (all of one shape) instead of one per key."""
+    raw_vector_keys: tuple[str, ...] = ()
+    """Vector keys the networks see as they are; every other vector key is normalised by the
+    running mean/std of the batches trained on (sac/normalizer.py)."""
+    vector_norm_min_std: float = 1e-3
+    """Floor of the std a normalised vector element is divided by, in the sensor's units."""
+    vector_norm_clip: float = 10.0
+    """Normalised vector elements are clamped to +-this many standard deviations."""
     hidden_sizes: tuple[int, ...] = (1024, 1024)
     """Hidden layer widths of the actor and of each Q network."""
     batch_size: int = 128
@@ -98,6 +109,10 @@ class AgentConfig:
         if isinstance(self.encoder, dict):
             self.encoder = EncoderConfig(**self.encoder)
         self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
+        if isinstance(self.raw_vector_keys, str):
+            raise ValueError(f"AgentConfig.raw_vector_keys={self.raw_vector_keys!r}: expected a tuple of "
+                             f"keys, e.g. ({self.raw_vector_keys!r},)")
+        self.raw_vector_keys = tuple(str(k) for k in self.raw_vector_keys)
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
             raise ValueError(f"AgentConfig.hidden_sizes={self.hidden_sizes}: expected widths >= 1")
         def bad(name: str, requirement: str) -> ConfigError:
@@ -107,7 +122,8 @@ class AgentConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise bad(name, "must be a whole number >= 1")
-        for name in ("init_temperature", "alpha_lr", "actor_lr", "critic_lr"):
+        for name in ("init_temperature", "alpha_lr", "actor_lr", "critic_lr", "vector_norm_min_std",
+                     "vector_norm_clip"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise bad(name, "must be a positive number")
         for name in ("discount", "critic_tau", "encoder_tau"):
@@ -144,11 +160,17 @@ class Preset:
     """One line on what the preset is for."""
 
 
+# The reacher's proprioception (joint angles in rad, velocities in rad/s, the previous action in
+# [-1, 1]) is fed raw, as the seed does, so the presets' networks compute what they always did;
+# the keys of added sensors are normalised.
+_REACHER_RAW_KEYS = ("proprioception",)
+
+
 def _seed() -> Preset:
     # The anchors' network (ur5_async_rl configs/ur5_config.py): 4 conv 3x3x32, strides 2,2,2,1,
     # spatial softmax, two 1024-unit hidden layers; the seed's 160x120 images, 3 frames.
-    return Preset("seed", AgentConfig(), image_width=160, image_height=120, image_history=3,
-                  description="the seed's architecture and hyperparameters (GPU-sized)")
+    return Preset("seed", AgentConfig(raw_vector_keys=_REACHER_RAW_KEYS), image_width=160, image_height=120,
+                  image_history=3, description="the seed's architecture and hyperparameters (GPU-sized)")
 
 
 def _cpu() -> Preset:
@@ -156,7 +178,8 @@ def _cpu() -> Preset:
     # small images, a strided encoder with few channels, spatial softmax (no large linear layer),
     # 256-unit MLPs and batch 64. The target is a red blob; coarse pixels still locate it.
     agent = AgentConfig(encoder=EncoderConfig(channels=16, strides=(2, 2, 1, 1)),
-                        hidden_sizes=(256, 256), batch_size=64, rad_offset=0.04)
+                        hidden_sizes=(256, 256), batch_size=64, rad_offset=0.04,
+                        raw_vector_keys=_REACHER_RAW_KEYS)
     return Preset("cpu", agent, image_width=64, image_height=48, image_history=3,
                   description="small images and networks that update fast on a 2-core CPU")
 

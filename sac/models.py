@@ -1,9 +1,11 @@
-"""Networks of SAC-RAD: image encoder, tanh-Gaussian actor, twin Q critic.
+"""Networks of SAC-RAD: image encoders fused with the vector part, tanh-Gaussian actor, twin Q critic.
 
-The encoder is shared: the critic loss trains it, the actor sees its features detached, because
-actor gradients through a shared encoder make pixel SAC unstable (Yarats et al., SAC-AE, 2019,
-https://arxiv.org/abs/1910.01741, section 4). :class:`Policy` bundles the encoder and the actor:
-it is all the acting process needs, and the weight set the learner publishes.
+The observation encoder (one convolutional :class:`ImageEncoder` per image key, or one shared,
+then the normalised vector keys) is shared by actor and critic: the critic loss trains it, the
+actor sees its features detached, because actor gradients through a shared encoder make pixel SAC
+unstable (Yarats et al., SAC-AE, 2019, https://arxiv.org/abs/1910.01741, section 4).
+:class:`Policy` bundles the vector normaliser, the encoder and the actor: it is all the acting
+process needs, and the weight set the learner publishes.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sac.config import AgentConfig, EncoderConfig, EncoderHead
+from sac.normalizer import VectorNormalizer
 
 
 def conv_output_size(size: int, kernel_size: int, strides: tuple[int, ...]) -> int:
@@ -51,16 +54,15 @@ def pixels(image: torch.Tensor) -> torch.Tensor:
     return image.to(dtype=torch.float32, memory_format=torch.channels_last)
 
 
-class Encoder(nn.Module):
-    """Convolutions over stacked uint8 frames, joined with the proprioception.
+class ImageEncoder(nn.Module):
+    """Convolutions over the stacked uint8 frames of one image key: (B, 3k, h, w) -> (B, feature_dim).
 
     Args:
         image_shape: (channels, height, width) of the (cropped) network input, channels = 3 * frames.
-        proprio_dim: length of the proprioception vector.
         config: layer sizes.
     """
 
-    def __init__(self, image_shape: tuple[int, int, int], proprio_dim: int, config: EncoderConfig):
+    def __init__(self, image_shape: tuple[int, int, int], config: EncoderConfig):
         super().__init__()
         c, h, w = image_shape
         layers: list[nn.Module] = []
@@ -74,18 +76,17 @@ class Encoder(nn.Module):
         out_w = conv_output_size(w, config.kernel_size, config.strides)
         if config.head is EncoderHead.SPATIAL_SOFTMAX:
             self.head: nn.Module = SpatialSoftmax(out_h, out_w)
-            image_features = 2 * config.channels
+            self.feature_dim = 2 * config.channels
         else:
             self.head = nn.Sequential(nn.Flatten(), nn.Linear(config.channels * out_h * out_w,
                                                               config.latent_dim),
                                       nn.LayerNorm(config.latent_dim), nn.Tanh())
-            image_features = config.latent_dim
+            self.feature_dim = config.latent_dim
         self.image_shape = tuple(image_shape)
-        self.feature_dim = image_features + proprio_dim
         self.bf16 = config.bf16
 
-    def forward(self, image: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
-        """(B, 3k, H, W) uint8 frames, or their :func:`pixels`, + (B, P) float -> (B, feature_dim) float32."""
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, 3k, h, w) uint8 frames, or their :func:`pixels` -> (B, feature_dim) float32."""
         x = image if image.is_floating_point() else pixels(image)
         first, *rest = self.convs
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
@@ -94,7 +95,46 @@ class Encoder(nn.Module):
             h = F.conv2d(x, first.weight / 255.0, first.bias, first.stride)
             for layer in rest:
                 h = layer(h)
-        return torch.cat([self.head(h.float()), proprio], dim=-1)
+        return self.head(h.float())
+
+
+class ObservationEncoder(nn.Module):
+    """The fused latent of a whole observation: each image key's features, then the vector part.
+
+    Args:
+        image_shapes: image key -> (3k, h, w) of its cropped network input, in the layout's order.
+        vector_dim: length of the (normalised) vector part.
+        config: layer sizes of every image encoder.
+        shared: one :class:`ImageEncoder` for every image key (their shapes must be equal) instead
+            of one each; the features of each key are still kept apart in the latent.
+
+    Raises:
+        ValueError: ``shared`` with image keys of different shapes (named).
+    """
+
+    def __init__(self, image_shapes: dict[str, tuple[int, int, int]], vector_dim: int,
+                 config: EncoderConfig, shared: bool = False):
+        super().__init__()
+        self.keys = list(image_shapes)
+        if shared and len(set(image_shapes.values())) > 1:
+            raise ValueError(f"AgentConfig.shared_image_encoder=True needs image keys of one shape, got "
+                             f"{image_shapes} (after cropping); use one encoder per key")
+        self.shared = shared and len(self.keys) > 1
+        shapes = list(image_shapes.values())[:1] if self.shared else list(image_shapes.values())
+        self.images = nn.ModuleList(ImageEncoder(s, config) for s in shapes)
+        image_features = sum(e.feature_dim for e in self.images) * (len(self.keys) if self.shared else 1)
+        self.vector_dim = int(vector_dim)
+        self.feature_dim = image_features + self.vector_dim
+
+    def forward(self, images: dict[str, torch.Tensor], vector: torch.Tensor) -> torch.Tensor:
+        """Image key -> (B, 3k, h, w) uint8 or :func:`pixels`, + (B, V) float -> (B, feature_dim) float32."""
+        if self.shared:
+            # One convolution pass over every key's images, stacked along the batch.
+            b = vector.shape[0]
+            features = list(self.images[0](torch.cat([images[k] for k in self.keys])).split(b))
+        else:
+            features = [encoder(images[k]) for k, encoder in zip(self.keys, self.images)]
+        return torch.cat([*features, vector], dim=-1)
 
 
 def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:
@@ -148,17 +188,18 @@ class Critic(nn.Module):
 
 
 class Policy(nn.Module):
-    """Encoder + actor: what the acting process runs and what the learner publishes."""
+    """Normaliser + encoder + actor: what the acting process runs and what the learner publishes."""
 
-    def __init__(self, encoder: Encoder, actor: Actor):
+    def __init__(self, normalizer: VectorNormalizer, encoder: ObservationEncoder, actor: Actor):
         super().__init__()
+        self.normalizer = normalizer
         self.encoder = encoder
         self.actor = actor
 
-    def forward(self, image: torch.Tensor, proprio: torch.Tensor, deterministic: bool = False,
+    def forward(self, images: dict[str, torch.Tensor], vector: torch.Tensor, deterministic: bool = False,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """(B, 3k, H, W) uint8 + (B, P) -> actions (B, A) in [-1, 1]."""
-        return self.actor(self.encoder(image, proprio), deterministic, generator)[0]
+        """Image key -> (B, 3k, h, w) uint8, + (B, V) raw vector part -> actions (B, A) in [-1, 1]."""
+        return self.actor(self.encoder(images, self.normalizer(vector)), deterministic, generator)[0]
 
 
 def init_weights(module: nn.Module) -> None:

@@ -161,16 +161,14 @@ def make_env(config: TrainConfig) -> Any:
 
 
 def make_agent(config: TrainConfig, env: Any) -> SACAgent:
-    """The SAC agent for the env's spaces, seeded."""
-    space = env.observation_space
-    return SACAgent(space["image"].shape, space["proprioception"].shape[0], env.action_space.shape[0],
-                    agent_config(config), device=config.agent.device, seed=config.run.seed)
+    """The SAC agent for the env's observation space (every key, extra sensors included), seeded."""
+    return SACAgent(env.observation_space, env.action_space.shape[0], agent_config(config),
+                    device=config.agent.device, seed=config.run.seed)
 
 
 def make_updater(config: TrainConfig, agent: SACAgent, env: Any) -> Updater:
-    """Serial or asynchronous learning with a shared replay buffer sized for the env."""
-    space = env.observation_space
-    replay = SharedReplayBuffer(space["image"].shape, space["proprioception"].shape[0], env.action_space.shape[0],
+    """Serial or asynchronous learning with a shared replay buffer built from the env's space."""
+    replay = SharedReplayBuffer(env.observation_space, env.action_space.shape[0],
                                 config.agent.replay_buffer_capacity)
     try:
         if config.learner.async_mode:
@@ -197,10 +195,8 @@ def _check_replay_fits(config: TrainConfig) -> None:
     from rtrl_env.reacher.task import ReacherTask  # the spaces alone: no device is built
 
     task = ReacherTask(reacher_config(config))
-    space = task.observation_space
     capacity = config.agent.replay_buffer_capacity
-    needed, limit = replay_bytes(space["image"].shape, space["proprioception"].shape[0],
-                                 task.action_space.shape[0], capacity)
+    needed, limit = replay_bytes(task.observation_space, task.action_space.shape[0], capacity)
     if needed > limit:
         fits = max(1, int(capacity * limit / needed))
         raise SettingError("AgentSettings", "replay_buffer_capacity", capacity,

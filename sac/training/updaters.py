@@ -99,9 +99,7 @@ class _ReplayUpdater(Updater):
         self.agent, self.replay = agent, replay
 
     def storage_line(self) -> str:
-        c, h, w = self.replay.image_shape
-        return (f"replay buffer: {self.replay.capacity} transitions, {self.replay.frame_capacity} frames of "
-                f"3x{h}x{w} uint8, {self.replay.nbytes / 1e9:.2f} GB of shared memory")
+        return f"replay buffer: {self.replay.description}"
 
     def add(self, obs, action, reward, next_obs, terminated) -> None:
         self.replay.add(obs, action, reward, next_obs, terminated)

@@ -15,6 +15,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from gymnasium import spaces
 
 from sac.agent import SACAgent
 from sac.config import get_preset
@@ -88,9 +89,11 @@ def assert_complete_checkpoint(run_dir: str) -> dict:
     shape = (3 * args["image_history"], args["image_height"], args["image_width"])
     preset = get_preset("cpu")
     preset.agent.batch_size = args["batch_size"]
-    agent = SACAgent(shape, 16, 2, preset.agent)  # 2-joint env: proprio 14 + 2
+    space = spaces.Dict({"image": spaces.Box(0, 255, shape, np.uint8),  # 2-joint env: proprio 14 + 2
+                         "proprioception": spaces.Box(-np.inf, np.inf, (16,), np.float32)})
+    agent = SACAgent(space, 2, preset.agent)
     agent.load_state_dict(torch.load(os.path.join(checkpoint, "agent.pt"), weights_only=False))
-    replay = SharedReplayBuffer(shape, 16, 2, args["replay_buffer_capacity"])
+    replay = SharedReplayBuffer(space, 2, args["replay_buffer_capacity"])
     try:
         replay.load(os.path.join(checkpoint, "replay.npz"))
         assert len(replay) > 0
@@ -106,7 +109,8 @@ def test_a_short_run_trains_logs_checkpoints_and_exits_cleanly(tmp_path, mode):
     run_dir = run_dir_of(str(tmp_path))
     assert os.path.basename(run_dir) == (f"{'SACv2' if mode else 'SACv0'}_reaching_dt=0.04_bs=16_"
                                          f"dim=64*48_3")
-    assert re.search(r"^replay buffer: 2000 transitions, \d+ frames of 3x48x64 uint8, \d+\.\d\d GB of shared memory$",
+    assert re.search(r"^replay buffer: 2000 transitions \(image: \d+ frames of 3x48x64 uint8, proprioception: "
+                     r"float32 \(16,\)\): \d+\.\d\d GB of shared memory$",
                      out, re.M), out[:2000]
     lines = [line for line in out.splitlines() if line.startswith("| train |")]
     assert len(lines) == 6 and all(LINE.match(line) for line in lines), out[-2000:]

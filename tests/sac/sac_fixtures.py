@@ -1,14 +1,31 @@
-"""Tiny shapes and synthetic env-shaped observations for the SAC tests."""
+"""Tiny shapes, observation spaces and synthetic env-shaped observations for the SAC tests."""
 from __future__ import annotations
 
 import os
 
 import numpy as np
+from gymnasium import spaces
 
 from sac.config import AgentConfig, EncoderConfig
 
 FRAMES, H, W, P, A = 2, 32, 40, 5, 2
 IMAGE_SHAPE = (3 * FRAMES, H, W)
+SCENE_SHAPE = (3, 36, 44)  # a second camera: one frame, half the step rate
+R = 3  # a vector sensor's length
+
+
+def image_space(shape: tuple[int, ...] = IMAGE_SHAPE) -> spaces.Box:
+    return spaces.Box(0, 255, shape, np.uint8)
+
+
+def vector_space(n: int) -> spaces.Box:
+    return spaces.Box(-np.inf, np.inf, (n,), np.float32)
+
+
+#: The reacher's observation, small: stacked wrist frames and proprioception.
+SPACE = spaces.Dict({"image": image_space(), "proprioception": vector_space(P)})
+#: Two cameras and a vector sensor: the wrist's 2 stacked frames, a scene camera, a range reading.
+MULTI_SPACE = spaces.Dict({"image": image_space(), "scene": image_space(SCENE_SHAPE), "range": vector_space(R)})
 
 
 def tiny_config(**overrides) -> AgentConfig:
@@ -20,7 +37,7 @@ def tiny_config(**overrides) -> AgentConfig:
 
 
 def make_obs(step: int, rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
-    """An env-shaped observation whose pixels and proprioception encode ``step``.
+    """A SPACE observation whose pixels and proprioception encode ``step``.
 
     Frame j of the stack is the frame of step ``step - FRAMES + 1 + j`` (newest last), so
     consecutive observations share frames as a frame-stacking env's do.
@@ -30,6 +47,12 @@ def make_obs(step: int, rng: np.random.Generator | None = None) -> dict[str, np.
         for f in frames:
             f[0] = rng.integers(0, 255, (H, W), dtype=np.uint8)
     return {"image": np.concatenate(frames), "proprioception": np.full(P, step, np.float32)}
+
+
+def make_multi_obs(step: int) -> dict[str, np.ndarray]:
+    """A MULTI_SPACE observation encoding ``step``: the scene camera shows frame ``step // 2``."""
+    return {"image": make_obs(step)["image"], "scene": np.full(SCENE_SHAPE, (step // 2) % 251, np.uint8),
+            "range": np.array([step, -step, 0.5 * step], np.float32)}
 
 
 def own_segments() -> set[str]:

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from sac_fixtures import A, IMAGE_SHAPE, P, make_obs, tiny_config
+from sac_fixtures import MULTI_SPACE, SPACE, A, make_multi_obs, make_obs, tiny_config
 
 from sac.errors import LearnerError
 from sac.agent import SACAgent
@@ -31,11 +31,11 @@ def wait_for(condition, timeout: float, what: str) -> None:
 
 @pytest.fixture
 def setup():
-    replay = SharedReplayBuffer(IMAGE_SHAPE, P, A, capacity=500)
+    replay = SharedReplayBuffer(SPACE, A, capacity=500)
     rng = np.random.default_rng(0)
     for s in range(100):
         replay.add(make_obs(s, rng), rng.uniform(-1, 1, A).astype(np.float32), 1.0, make_obs(s + 1, rng), False)
-    agent = SACAgent(IMAGE_SHAPE, P, A, tiny_config(), seed=0)
+    agent = SACAgent(SPACE, A, tiny_config(), seed=0)
     learners = []
 
     def make(**config) -> AsyncLearner:
@@ -75,7 +75,7 @@ def test_save_agent_writes_the_learners_full_state_atomically(setup, tmp_path):
     path = tmp_path / "agent.pt"
     learner.save_agent(str(path))
     assert sorted(os.listdir(tmp_path)) == ["agent.pt"]  # no temporary file left
-    restored = SACAgent(IMAGE_SHAPE, P, A, tiny_config(), seed=5)
+    restored = SACAgent(SPACE, A, tiny_config(), seed=5)
     restored.load_state_dict(torch.load(path, weights_only=False))
     assert restored.num_updates == 7
 
@@ -154,6 +154,33 @@ def test_a_failed_learner_is_restarted_from_the_last_saved_agent_until_the_resta
     wait_for(lambda: not learner._process.is_alive(), 10, "the second learner to die")
     with pytest.raises(LearnerError, match=re.escape("exited with code -9")):
         learner.raise_if_failed()  # no restarts left
+
+
+def test_a_learner_process_learns_from_two_cameras_a_vector_sensor_and_publishes_its_statistics():
+    # The learner builds its agent from the pickled observation space; the buffer carries extras.
+    replay = SharedReplayBuffer(MULTI_SPACE, A, capacity=200, extras=("period", "weights_version"))
+    rng = np.random.default_rng(0)
+    for s in range(60):
+        replay.add(make_multi_obs(s), rng.uniform(-1, 1, A).astype(np.float32), 1.0, make_multi_obs(s + 1),
+                   False, extras={"period": 0.04, "weights_version": 0.0})
+    agent = SACAgent(MULTI_SPACE, A, tiny_config(), seed=0)
+    learner = AsyncLearner(agent, replay, LearnerConfig(max_update_freq=1, update_after=0)).start()
+    try:
+        learner.wait_ready()
+        learner.set_env_step(10)
+        wait_for(lambda: learner.num_updates == 10, 60, "10 updates")
+        learner.raise_if_failed()
+        assert agent.normalizer.count.item() == 0  # the acting copy has not trained
+        wait_for(lambda: learner.weights.version == 11, 10, "the weights of update 10")
+        assert learner.pull_weights(agent.policy) == 11  # initial weights + one version per update
+        assert agent.normalizer.count.item() == 10 * agent.config.batch_size
+        # The ranges added were (s, -s, s / 2) for s < 60: the mean the learner saw is near (30, -30, 15).
+        np.testing.assert_allclose(agent.normalizer.mean.numpy(), [29.5, -29.5, 14.75], atol=6)
+        assert agent.act(make_multi_obs(3)).shape == (A,)
+        assert np.isfinite(learner.stats()["train/critic_loss"])
+    finally:
+        learner.stop()
+        replay.close()
 
 
 def test_a_negative_restart_count_is_refused():
