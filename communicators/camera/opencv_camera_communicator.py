@@ -128,7 +128,7 @@ class OpenCVCameraCommunicator(Communicator):
     Args:
         config: source, size, rate and looping.
         start_method: multiprocessing start method of the child ("fork", "spawn",
-            "forkserver"); None uses the default.
+            "forkserver"); None: `communicators.communicator.DEFAULT_START_METHOD` (never fork).
     """
 
     def __init__(self, config: OpenCVCameraConfig, *, start_method: str | None = None) -> None:

@@ -82,7 +82,8 @@ class FrankaLibfrankaCommunicator(Communicator):
     Args:
         config: robot address, command shaping, safety limits. There is no default: the robot's
             IP address must be given.
-        start_method: "fork", "spawn" or "forkserver"; the multiprocessing default if None.
+        start_method: "fork", "spawn" or "forkserver"; None:
+            `communicators.communicator.DEFAULT_START_METHOD` (never fork).
     """
 
     def __init__(self, config: LibfrankaConfig, start_method: str | None = None) -> None:

@@ -119,7 +119,7 @@ class FrankaROSCommunicator(Communicator):
     Args:
         config: ROS master, namespace, rates, watchdog and safety limits.
         start_method: multiprocessing start method of the child ("fork", "spawn",
-            "forkserver"); None uses the platform default.
+            "forkserver"); None: `communicators.communicator.DEFAULT_START_METHOD` (never fork).
 
     Attributes:
         stats_buffer: SharedBuffer float64 (4,), see the module docstring.
