@@ -391,6 +391,9 @@ class RTRLBaseEnv(gym.Env):
         return self._last_sensation
 
     def _send_stop_commands(self) -> None:
+        if self._loop is not None and not self._loop.actuator_buffer.closed:
+            # First drop an action the loop has not forwarded yet: it must not land after the stop.
+            self._loop.actuator_buffer.write(np.full(self._loop.actuator_buffer.shape, np.nan))
         send_commands(self.task.stop_commands(), self._actuator_buffers())
 
     def _try_stop_commands(self) -> str | None:

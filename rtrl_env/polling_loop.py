@@ -29,6 +29,15 @@ SenseFn = Callable[[Mapping[str, SensorWindow]], Sensation]
 ActuateFn = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 
 
+def is_stop_marker(action: np.ndarray) -> bool:
+    """Whether ``action`` is the env's "stopped" marker (all NaN, which no checked action is).
+
+    The env writes it before its stop commands, so an action the loop has not forwarded yet is
+    dropped instead of landing on an actuator after the stop.
+    """
+    return bool(np.all(np.isnan(action)))
+
+
 class SensationPoller:
     """Reads the sensor windows that changed and computes a sensation from all of them.
 
@@ -127,7 +136,8 @@ class PollingLoop(Communicator):
             time.sleep(self.sleep_time)
             return
         action, _, _ = self.actuator_buffer.read_update()
-        send_commands(self._actuate(action[0]), self._actuator_buffers)
+        if not is_stop_marker(action[0]):
+            send_commands(self._actuate(action[0]), self._actuator_buffers)
 
     def _on_actuator_timeout(self) -> None:
         time.sleep(self.sleep_time)  # no action yet: nothing to actuate
@@ -169,7 +179,8 @@ class PollingThread:
                     self.sensor_buffer.write(self.codec.pack(polled[0]), timestamp=polled[1])
                 if self.actuator_buffer.updated():
                     action, _, _ = self.actuator_buffer.read_update()
-                    send_commands(self._actuate(action[0]), self._actuator_buffers)
+                    if not is_stop_marker(action[0]):
+                        send_commands(self._actuate(action[0]), self._actuator_buffers)
                 elif polled is None:
                     time.sleep(self.sleep_time)
         except BaseException:  # noqa: BLE001 - raised in the agent's thread by raise_if_failed

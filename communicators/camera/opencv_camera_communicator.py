@@ -141,6 +141,8 @@ class OpenCVCameraCommunicator(Communicator):
             sensor_rate_hz=None,  # the handler blocks on the device, or sleeps to a file's deadline
             name=f"OpenCVCamera({config.name})",
             start_method=start_method,
+            # A device without a requested rate keeps its own, unknown here: its age is not checked.
+            expected_period_s=None if config.fps is None else 1.0 / config.fps,
         )
 
     # ----- hooks (run in the child process) -----

@@ -125,6 +125,7 @@ class FrankaSimCommunicator(Communicator):
             actuator_rate_hz=self.config.publish_rate_hz,
             actuator_timeout=self.config.watchdog_timeout,
             start_method=self.config.start_method,
+            expected_period_s=1.0 / self.config.publish_rate_hz,  # one state per physics batch
         )
         self.stats_buffer = SharedBuffer(shape=(STATS_DIM,), dtype=np.float64, buffer_len=2)
 

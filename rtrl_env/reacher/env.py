@@ -120,7 +120,7 @@ class FrankaVisualReacher(RTRLBaseEnv):
         windows = {name: sensor.window_len for name, sensor in cfg.extra_sensors.items()}
         super().__init__(task, _make_communicators(cfg), dt=cfg.dt, windows=windows, run_mode=cfg.run_mode,
                          max_episode_steps=cfg.episode_steps, pacing=cfg.pacing,
-                         realtime_priority=cfg.realtime_priority)
+                         realtime_priority=cfg.realtime_priority, freshness=cfg.freshness)
 
     def render(self) -> np.ndarray | None:
         """The newest camera frame, uint8 (H, W, 3), for render_mode="rgb_array"."""

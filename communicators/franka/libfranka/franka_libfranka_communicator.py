@@ -50,6 +50,8 @@ from communicators.shared_buffer import SharedBuffer
 FrankaLibfrankaConfig = LibfrankaConfig
 """The same class under the name the env's backend table uses."""
 
+_HEALTH_RATE_HZ = 50.0  # the state-age check adds at most 20 ms to `state_timeout`
+
 
 @dataclass(frozen=True)
 class LibfrankaStats:
@@ -103,10 +105,11 @@ class FrankaLibfrankaCommunicator(Communicator):
             actuator_args={"shape": (7,), "dtype": np.float64, "buffer_len": 4},
             use_sensor=True,
             use_actuator=True,
-            sensor_rate_hz=20.0,    # health check only: the 1 kHz loop has its own thread
+            sensor_rate_hz=_HEALTH_RATE_HZ,  # health check only: the 1 kHz loop has its own thread
             actuator_rate_hz=10.0,  # commands are read by the 1 kHz loop, not by the actuator thread
             actuator_timeout=None,  # the shaper's watchdog ramps to zero; a step would cause a reflex
             start_method=start_method,
+            expected_period_s=0.001,  # the robot's 1 kHz state, published by the control loop
         )
         self.stats_buffer = SharedBuffer(shape=(STATS_DIM,), dtype=np.float64, buffer_len=4)
         self._control_loop: LibfrankaControlLoop | None = None
@@ -149,13 +152,22 @@ class FrankaLibfrankaCommunicator(Communicator):
             self._control_thread = None
 
     def _sensor_handler(self) -> None:
-        # The state is published by the 1 kHz loop; this 20 Hz check only brings its failure
-        # (e.g. recovery impossible, connection lost) to the parent.
+        # The state is published by the 1 kHz loop; this 50 Hz check brings its failure (e.g.
+        # recovery impossible, connection lost) to the parent, and fails when the state stops
+        # coming: readOnce blocks while the robot or the network is gone, and libfranka's own
+        # network timeout took about 2 s to say so.
         thread = self._control_thread
         if self._control_error is not None:
             raise self._control_error
         if thread is not None and not thread.is_alive():
             raise DeviceError(f"FrankaLibfranka({self.config.robot_ip}): the 1 kHz control loop stopped")
+        age = time.monotonic() - self.sensor_buffer.latest()[1]
+        if age > self.config.state_timeout and not self._control_loop.recovering:
+            raise DeviceError(
+                f"FrankaLibfranka({self.config.robot_ip}): no robot state for {age * 1e3:.0f} ms "
+                f"(state_timeout {self.config.state_timeout * 1e3:.0f} ms): the robot, franka-sim or the "
+                "network stopped answering; the arm gets no further command"
+            )
 
     def _actuator_handler(self) -> None:
         # Commands are taken from actuator_buffer by the 1 kHz loop itself, so that a new command

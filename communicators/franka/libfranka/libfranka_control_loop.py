@@ -94,6 +94,9 @@ class LibfrankaControlLoop:
         self._franka = None   # the pylibfranka module
         self._errors: tuple = ()
         self._stop_requested = False
+        self.recovering = False
+        """True while an automatic error recovery runs (the state comes slower then); read by the
+        communicator's health check in another thread of the same process."""
 
     # ----- life cycle -----
 
@@ -244,6 +247,13 @@ class LibfrankaControlLoop:
         self._recover(reason=message)
 
     def _recover(self, reason: str) -> None:
+        self.recovering = True
+        try:
+            self._recover_until_done(reason)
+        finally:
+            self.recovering = False
+
+    def _recover_until_done(self, reason: str) -> None:
         cfg = self.config
         logger.warning("FrankaLibfranka(%s): reflex, recovering automatically: %s", cfg.robot_ip, reason)
         start = time.monotonic()
