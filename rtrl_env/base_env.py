@@ -287,12 +287,14 @@ class RTRLBaseEnv(gym.Env):
             options: unused.
 
         Raises:
-            EnvError: a communicator or the polling loop died, or the task's reset failed.
+            EnvError: a communicator or the polling loop died, the task's reset failed, or (policy
+                "raise") a sensor stream stayed older than its budget for that budget.
         """
         super().reset(seed=seed)
         self._raise_if_failed()
         self.start()
         self._episode_running = False
+        self._wait_for_fresh_streams()
         self.task.reset(self.devices, self.np_random)
         sensation, obs_time = self._sense_after_reset()
         now = self._restart_cycle()
@@ -365,6 +367,11 @@ class RTRLBaseEnv(gym.Env):
         return self._telemetry.records()
 
     @property
+    def freshness_budgets(self) -> dict[str, float]:
+        """Sensor stream name -> the age (s) it may reach at a step; streams without a budget are not checked."""
+        return self._freshness.budgets
+
+    @property
     def processes(self) -> list:
         """The env's started processes: every communicator, then the polling loop (multiprocess)."""
         procs = [c for c in self._comms.values() if c.pid is not None]
@@ -413,6 +420,17 @@ class RTRLBaseEnv(gym.Env):
         if stale and self._freshness.config.policy is StalePolicy.RAISE:
             self._raise_stale(stale)
         return stale
+
+    def _wait_for_fresh_streams(self) -> None:
+        """Waits up to the longest budget for every stream to be fresh: a stall that just ended passes."""
+        deadline = time.monotonic() + max(self._freshness.budgets.values(), default=0.0)
+        while stale := self._freshness.check(time.monotonic()):
+            if time.monotonic() > deadline:
+                if self._freshness.config.policy is StalePolicy.RAISE:
+                    self._raise_stale(stale)
+                return
+            self._raise_if_failed()
+            time.sleep(0.002)
 
     def _raise_if_stale(self, name: str) -> None:
         """Devices.check_fresh: applies the policy "raise" to one stream (the task's reset uses it)."""
