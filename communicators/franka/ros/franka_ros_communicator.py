@@ -215,7 +215,9 @@ class FrankaROSCommunicator(Communicator):
         cfg = self.config
         last_answer = time.monotonic()
         while not self._stop_event.wait(cfg.master_check_period):
-            if master_is_up(cfg.master_uri, timeout=cfg.master_check_period):
+            # A dead master refuses at once; a slow one (starved on a loaded machine) may take up
+            # to master_timeout to answer and still counts as alive.
+            if master_is_up(cfg.master_uri, timeout=cfg.master_timeout):
                 last_answer = time.monotonic()
             elif time.monotonic() - last_answer > cfg.master_timeout:
                 self._master_lost = (
