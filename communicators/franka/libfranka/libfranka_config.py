@@ -57,8 +57,9 @@ class LibfrankaConfig:
             the motion is finished.
         state_buffer_len: slots in the 1 kHz state ring buffer.
         state_timeout: s without a new robot state (outside an automatic recovery) after which the
-            communicator fails, so the env stops; a real FR3 stops itself sooner, after 20 ms
-            without commands.
+            communicator's `raise_if_failed` fails, so the env stops; a real FR3 stops itself
+            sooner, after 20 ms without commands. franka-sim goes silent for about 0.6 s before it
+            reports a reflex, which this counts as a lost robot.
     """
 
     robot_ip: str

@@ -32,7 +32,7 @@ def _make_env(master, episode_length_s: float):
         backend="ros",
         robot_config=FrankaROSConfig(master_uri=master.uri, ros_ip="127.0.0.1", transport="rospy",
                                      state_timeout=timeout),
-        freshness=FreshnessConfig(max_budget_s={"robot": timeout}),
+        freshness=FreshnessConfig(budget_s={"robot": timeout}),
         camera=lambda built: SimCameraCommunicator(
             camera_config, built["robot"].sensor_buffer, built["target"].sensor_buffer),
         target_communicator=lambda built: SimTargetCommunicator(TargetConfig(seed=0)),
