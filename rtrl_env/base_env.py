@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import pickle
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -96,10 +95,7 @@ class RTRLBaseEnv(gym.Env):
             self._check_args(task, dt, run_mode, max_episode_steps)
             self._windows = self._window_lengths(windows or {})
             self._pacer = Pacer(dt, pacing, spin_s)
-            if freshness is not None and not isinstance(freshness, FreshnessConfig):
-                raise TypeError(f"freshness must be a rtrl_env.freshness.FreshnessConfig, got {type(freshness).__name__}")
-            self._freshness = FreshnessMonitor(freshness or FreshnessConfig(),
-                                               {name: self._comms[name] for name in self._windows})
+            self._freshness = FreshnessMonitor(freshness, {name: self._comms[name] for name in self._windows})
         except BaseException:
             self._close_communicators()
             raise
@@ -118,7 +114,8 @@ class RTRLBaseEnv(gym.Env):
         self._episode_running = False
         self._failure: EnvError | None = None
         self._stop_failures: list[str] = []  # failed stop commands not yet raised: close() raises them
-        self.devices = Devices(self._comms, self._raise_if_failed, self._raise_if_stale)
+        self.devices = Devices(self._comms, self._raise_if_failed,
+                               lambda name: self._enforce_freshness(self._freshness.check(time.monotonic(), [name])))
 
     # ===== Construction =====
 
@@ -209,15 +206,7 @@ class RTRLBaseEnv(gym.Env):
                                 self._actuator_buffers(), self._codec, self.action_space.shape[0], self._sleep_time,
                                 realtime_priority=self._realtime_priority, cpu_affinity=self._cpu_affinity,
                                 name=f"{self._label()} polling loop", start_method=self._start_method)
-        try:
-            self._loop.start()
-        except (pickle.PicklingError, AttributeError, TypeError) as err:
-            if not isinstance(self._loop, PollingLoop):
-                raise
-            raise EnvError(f"{type(self.task).__name__} cannot be sent to the polling loop's process "
-                           f"(start method {self._loop.start_method!r} pickles the task with its sense() and "
-                           f"actuate()): {err}. Define the functions and classes it holds at module level "
-                           "(no lambdas or local functions), or use run_mode='multithread'") from err
+        self._loop.start()
         self._wait_for_sensations(1)
 
     def _wait_for_sensations(self, count: int) -> None:
@@ -294,7 +283,7 @@ class RTRLBaseEnv(gym.Env):
         self._raise_if_failed()
         self.start()
         self._episode_running = False
-        self._wait_for_fresh_streams()
+        self._enforce_freshness(self._freshness.wait_until_fresh(self._raise_if_failed))
         self.task.reset(self.devices, self.np_random)
         sensation, obs_time = self._sense_after_reset()
         now = self._restart_cycle()
@@ -342,7 +331,7 @@ class RTRLBaseEnv(gym.Env):
         overrun = self._pacer.wait()
         wake = time.monotonic()
         sensation, obs_time = self._sense()
-        stale = self._check_freshness()
+        stale = self._enforce_freshness(self._freshness.check(time.monotonic()))
         period, self._last_wake = wake - self._last_wake, wake
         timing = self._telemetry.record(wake, period, write_time, obs_time, overrun, self._pacer.grid_index,
                                         stale=[s.name for s in stale])
@@ -414,38 +403,12 @@ class RTRLBaseEnv(gym.Env):
             return str(err)
         return None
 
-    def _check_freshness(self) -> list[StaleStream]:
-        """The streams older than their budget now; under policy "raise" stops and raises instead."""
-        stale = self._freshness.check(time.monotonic())
+    def _enforce_freshness(self, stale: list[StaleStream]) -> list[StaleStream]:
+        """Under policy "raise", stale streams end the episode: stop commands, then EnvError."""
         if stale and self._freshness.config.policy is StalePolicy.RAISE:
-            self._raise_stale(stale)
+            self._episode_running = False
+            raise self._freshness.error(stale, self._label(), self._try_stop_commands())
         return stale
-
-    def _wait_for_fresh_streams(self) -> None:
-        """Waits up to the longest budget for every stream to be fresh: a stall that just ended passes."""
-        deadline = time.monotonic() + max(self._freshness.budgets.values(), default=0.0)
-        while stale := self._freshness.check(time.monotonic()):
-            if time.monotonic() > deadline:
-                if self._freshness.config.policy is StalePolicy.RAISE:
-                    self._raise_stale(stale)
-                return
-            self._raise_if_failed()
-            time.sleep(0.002)
-
-    def _raise_if_stale(self, name: str) -> None:
-        """Devices.check_fresh: applies the policy "raise" to one stream (the task's reset uses it)."""
-        stale = self._freshness.stale(name, time.monotonic())
-        if stale is not None and self._freshness.config.policy is StalePolicy.RAISE:
-            self._raise_stale([stale])
-
-    def _raise_stale(self, stale: list[StaleStream]) -> None:
-        self._episode_running = False
-        stop_error = self._try_stop_commands()
-        stopped = ("every actuator was sent its stop command" if stop_error is None else
-                   f"the stop commands failed ({stop_error}; raised again at close)")
-        raise EnvError(f"{self._label()}: " + "; ".join(s.describe() for s in stale)
-                       + f": is its device process hung or starved? {stopped} and the episode ended; "
-                       "call reset() to try again, or close(). Budgets are set by the env's FreshnessConfig")
 
     def _raise_if_failed(self) -> None:
         if self._failure is not None:  # a dead env stays dead: say why on every call

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from communicators.communicator import Communicator
+from rtrl_env.errors import EnvError
 
 
 class StalePolicy(str, enum.Enum):
@@ -109,14 +111,18 @@ class FreshnessMonitor:
     """Checks the age of every sensor stream an env reads. Runs in the agent's process.
 
     Args:
-        config: budgets and policy.
+        config: budgets and policy; None: ``FreshnessConfig()``.
         communicators: stream name -> its communicator (started before :meth:`check`).
 
     Raises:
         ValueError: ``config`` names a stream the env does not read; the message lists them.
+        TypeError: ``config`` is not a FreshnessConfig.
     """
 
-    def __init__(self, config: FreshnessConfig, communicators: Mapping[str, Communicator]) -> None:
+    def __init__(self, config: FreshnessConfig | None, communicators: Mapping[str, Communicator]) -> None:
+        config = FreshnessConfig() if config is None else config
+        if not isinstance(config, FreshnessConfig):
+            raise TypeError(f"freshness must be a rtrl_env.freshness.FreshnessConfig, got {type(config).__name__}")
         self.config = config
         unknown = sorted((set(config.budget_s) | set(config.max_budget_s)) - set(communicators))
         if unknown:
@@ -134,10 +140,7 @@ class FreshnessMonitor:
         """Stream name -> budget, s, for every stream that is checked."""
         return {name: budget for name, (_, _, budget) in self._streams.items()}
 
-    def stale(self, name: str, now: float) -> StaleStream | None:
-        """``name`` if its newest slot is older than its budget at ``now`` (monotonic s), else None."""
-        if name not in self._streams:
-            return None
+    def _stale(self, name: str, now: float) -> StaleStream | None:
         comm, period, budget = self._streams[name]
         buffer = comm.sensor_buffer
         if buffer.num_writes == 0:
@@ -145,7 +148,36 @@ class FreshnessMonitor:
         age = now - buffer.latest()[1]
         return StaleStream(name, comm.name, age, budget, period) if age > budget else None
 
-    def check(self, now: float) -> list[StaleStream]:
-        """Every checked stream older than its budget at ``now`` (monotonic s)."""
-        found = (self.stale(name, now) for name in self._streams)
+    def check(self, now: float, names: Iterable[str] | None = None) -> list[StaleStream]:
+        """The checked streams (all, or those of ``names``) older than their budget at ``now`` (monotonic s)."""
+        names = self._streams if names is None else [n for n in names if n in self._streams]
+        found = (self._stale(name, now) for name in names)
         return [s for s in found if s is not None]
+
+    def wait_until_fresh(self, check_alive: Callable[[], None]) -> list[StaleStream]:
+        """Waits up to the longest budget for every stream to be fresh (a stall that just ended
+        passes, as before a reset); returns the streams still stale then.
+
+        Args:
+            check_alive: raises if a process of the env died (called while waiting).
+        """
+        deadline = time.monotonic() + max(self.budgets.values(), default=0.0)
+        while stale := self.check(time.monotonic()):
+            if time.monotonic() > deadline:
+                return stale
+            check_alive()
+            time.sleep(0.002)
+        return []
+
+    @staticmethod
+    def error(stale: list[StaleStream], label: str, stop_error: str | None) -> EnvError:
+        """The EnvError for ``stale`` streams of env ``label``, after its stop commands were sent.
+
+        Args:
+            stop_error: why the stop commands failed, or None if they were sent.
+        """
+        stopped = ("every actuator was sent its stop command" if stop_error is None else
+                   f"the stop commands failed ({stop_error}; raised again at close)")
+        return EnvError(f"{label}: " + "; ".join(s.describe() for s in stale)
+                        + f": is its device process hung or starved? {stopped} and the episode ended; "
+                        "call reset() to try again, or close(). Budgets are set by the env's FreshnessConfig")

@@ -10,6 +10,7 @@ functions and the buffers they need, never the env.
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 import traceback
@@ -22,6 +23,7 @@ from communicators.communicator import Communicator
 from communicators.errors import CommunicatorError
 from communicators.realtime import enable_realtime
 from communicators.shared_buffer import SharedBuffer
+from rtrl_env.errors import EnvError
 from rtrl_env.sensation import SensationCodec
 from rtrl_env.task import Sensation, SensorWindow
 
@@ -118,6 +120,21 @@ class PollingLoop(Communicator):
         self.sleep_time = sleep_time
         self._realtime = (realtime_priority, cpu_affinity)
         self.codec = codec
+
+    def start(self) -> None:
+        """Starts the loop's process (the task's functions travel to it pickled).
+
+        Raises:
+            EnvError: the task does not pickle (a lambda or a local function in it, say).
+        """
+        try:
+            super().start()
+        except (pickle.PicklingError, AttributeError, TypeError) as err:
+            task = getattr(self._actuate, "__self__", self._actuate)
+            raise EnvError(f"{type(task).__name__} cannot be sent to the polling loop's process (start method "
+                           f"{self.start_method!r} pickles the task with its sense() and actuate()): {err}. Define "
+                           "the functions and classes it holds at module level (no lambdas or local functions), "
+                           "or use run_mode='multithread'") from err
 
     def _open_device(self) -> None:
         # The loop that carries actions to the actuators gets the env's real-time priority too.
