@@ -105,22 +105,26 @@ def _start(master, comm, seconds):
     return recorder, queue
 
 
+def _fault_while_driving(started, fault):
+    """Injects ``fault()`` while ``comm`` drives; (fault time, failure time, error, states, commands)."""
+    comm, (recorder, queue) = started
+    faulted = time.monotonic()
+    fault()
+    err = _drive_until_failure(comm, 5.0)
+    failed = time.monotonic()
+    states, commands = queue.get(timeout=30)
+    recorder.join(10)
+    return faulted, failed, err, states, commands
+
+
 def _kill_bridge_while_driving(master):
     for _ in range(ATTEMPTS):
         comm = _communicator(master)  # the default state_timeout, 100 ms
         with running_bridge(master, "--rate-hz", "500") as bridge:
             try:
                 started = _start(master, comm, seconds=3.0)
-                if started is None:
-                    continue
-                recorder, queue = started
-                killed = time.monotonic()
-                bridge.kill()
-                err = _drive_until_failure(comm, 5.0)
-                failed = time.monotonic()
-                states, commands = queue.get(timeout=30)
-                recorder.join(10)
-                return killed, failed, err, states, commands
+                if started is not None:
+                    return _fault_while_driving((comm, started), bridge.kill)
             finally:
                 comm.close()
     pytest.fail(f"the communicator timed out before the bridge was killed in all {ATTEMPTS} attempts")
@@ -148,13 +152,7 @@ def test_a_dead_ros_master_is_reported_within_2_s_with_the_arm_stopped(ros_maste
         try:
             started = _start(ros_master, comm, seconds=4.0)
             assert started is not None, f"the communicator failed before the master was killed: {_failure(comm)}"
-            recorder, queue = started
-            killed = time.monotonic()
-            ros_master.kill()
-            err = _drive_until_failure(comm, 5.0)
-            failed = time.monotonic()
-            states, commands = queue.get(timeout=30)
-            recorder.join(10)
+            killed, failed, err, states, commands = _fault_while_driving((comm, started), ros_master.kill)
         finally:
             comm.close()
     assert err is not None, "a dead master went unnoticed"
