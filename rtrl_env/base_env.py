@@ -343,7 +343,10 @@ class RTRLBaseEnv(gym.Env):
         truncated = self._max_episode_steps is not None and self._episode_step >= self._max_episode_steps
         if terminated or truncated:
             self._episode_running = False
-            self._send_stop_commands()  # do not leave the robot moving until its watchdog fires
+            stop_error = self._try_stop_commands()  # do not leave the robot moving until its watchdog fires
+            if stop_error is not None:
+                raise EnvError(f"{self._label()}: the episode ended but its stop commands failed: {stop_error} "
+                               "(raised again at close); the robot's own watchdog must stop it")
         info = {**self.task.info(sensation, reward), "episode_step": self._episode_step, "timing": timing}
         return obs, reward, terminated, truncated, info
 

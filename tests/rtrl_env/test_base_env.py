@@ -434,3 +434,20 @@ def test_a_failed_stop_on_a_stale_stream_is_said_in_the_error_and_raised_again_a
         if pid_alive(toy.pid):
             os.kill(toy.pid, signal.SIGCONT)
         env.close()
+
+
+def test_a_failed_stop_at_the_episode_end_raises_at_once_and_again_at_close(caplog):
+    env = RTRLBaseEnv(_BrokenStopTask(), {"toy": CounterSensor()}, dt=0.02, run_mode="singlethread",
+                      max_episode_steps=2)
+    try:
+        env.reset()
+        env.step(ACTION)
+        with caplog.at_level("ERROR", logger="rtrl_env.base_env"):
+            with pytest.raises(EnvError, match=re.escape("the episode ended but its stop commands failed: "
+                                                         f"{_BrokenStopTask.MESSAGE}")):
+                env.step(ACTION)
+        assert any(_BrokenStopTask.MESSAGE in r.getMessage() for r in caplog.records)
+        with pytest.raises(EnvError, match=re.escape(f"stop commands failed: {_BrokenStopTask.MESSAGE}")):
+            env.close()
+    finally:
+        env.close()
