@@ -13,10 +13,10 @@ backends), ``communicators.sim`` (simulated arm, cameras and target), ``communic
 (OpenCV cameras) and ``communicators.target`` (the target display).
 """
 
-from communicators.communicator import Communicator
+from communicators.communicator import DEFAULT_START_METHOD, Communicator
 from communicators.errors import CommunicatorError, DeviceError, RTRLError, SharedBufferError
 from communicators.realtime import Pacer, PacingMode, enable_realtime
 from communicators.shared_buffer import SharedBuffer
 
-__all__ = ["Communicator", "SharedBuffer", "Pacer", "PacingMode", "enable_realtime",
+__all__ = ["Communicator", "DEFAULT_START_METHOD", "SharedBuffer", "Pacer", "PacingMode", "enable_realtime",
            "RTRLError", "SharedBufferError", "CommunicatorError", "DeviceError"]

@@ -10,6 +10,7 @@ parent with the child's traceback, and an exit within a second of the parent's d
 from __future__ import annotations
 
 import ctypes
+import itertools
 import multiprocessing
 import os
 import signal
@@ -20,9 +21,25 @@ from typing import Any
 
 import numpy as np
 
+from communicators import bootstrap
 from communicators.errors import CommunicatorError
 from communicators.realtime import Pacer
 from communicators.shared_buffer import SharedBuffer
+
+DEFAULT_START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+"""How every communicator and the env's polling loop start their process unless told otherwise.
+
+Never ``fork``: the parent of a training run holds threads (torch's, a learner's, a logger's), and
+a child forked from a multi-threaded process can deadlock on a lock some other thread held at the
+fork (Python 3.12 warns about it; 3.14 moved Linux's default away from fork). A process forked from
+one that created a MuJoCo/EGL context hangs before it runs a line (docs/dependencies.md).
+``forkserver`` forks children from a clean single-threaded server, so a start costs no
+interpreter start-up; platforms without it (Windows) use ``spawn``. Both re-import the main
+script in the child: create envs and communicators under ``if __name__ == "__main__":``.
+Pass ``start_method="fork"`` explicitly where forking is the point (SenseAct-style code)."""
+
+bootstrap.install_reporter()  # in a child re-importing its main script: report a bootstrap failure
+_serials = itertools.count()
 
 _ERROR_BYTES = 16384
 _SUPERVISE_PERIOD_S = 0.05
@@ -92,7 +109,9 @@ class Communicator(multiprocessing.Process):
         actuator_timeout: seconds without a new command after which ``_on_actuator_timeout``
             replaces ``_actuator_handler``; None disables the watchdog.
         name: a name for messages; the class name if None.
-        start_method: ``fork``, ``spawn`` or ``forkserver``; the multiprocessing default if None.
+        start_method: ``fork``, ``spawn`` or ``forkserver``; :data:`DEFAULT_START_METHOD` if None.
+        expected_period_s: seconds between two sensor slots the device delivers, for the env's
+            freshness check (see :attr:`expected_period_s`); None: ``1 / sensor_rate_hz``.
     """
 
     def __init__(
@@ -107,7 +126,9 @@ class Communicator(multiprocessing.Process):
         actuator_timeout: float | None = None,
         name: str | None = None,
         start_method: str | None = None,
+        expected_period_s: float | None = None,
     ) -> None:
+        bootstrap.install_reporter()  # a child re-running its main script may build communicators
         super().__init__(name=name or type(self).__name__, daemon=True)
         for label, rate in (("sensor_rate_hz", sensor_rate_hz), ("actuator_rate_hz", actuator_rate_hz)):
             if rate is not None and not rate > 0:
@@ -116,15 +137,21 @@ class Communicator(multiprocessing.Process):
             raise ValueError(f"actuator_timeout={actuator_timeout!r} must be positive seconds, or None to disable")
         if start_method is not None and start_method not in multiprocessing.get_all_start_methods():
             raise ValueError(f"start_method={start_method!r}; choose one of {multiprocessing.get_all_start_methods()}")
+        if expected_period_s is not None and not (isinstance(expected_period_s, (int, float))
+                                                  and 0 < expected_period_s < float("inf")):
+            raise ValueError(f"expected_period_s={expected_period_s!r} must be positive seconds, or None")
         self.use_sensor, self.use_actuator = use_sensor, use_actuator
         self.sensor_rate_hz, self.actuator_rate_hz = sensor_rate_hz, actuator_rate_hz
         self.actuator_timeout = actuator_timeout
-        self.start_method = start_method
+        self.start_method = start_method or DEFAULT_START_METHOD
+        self._expected_period_s = expected_period_s
+        self._bootstrap_report = bootstrap.report_path(os.getpid(), next(_serials))
         self.sensor_buffer = _make_buffer(sensor_args) if use_sensor else None
         self.actuator_buffer = _make_buffer(actuator_args) if use_actuator else None
         self._error_buffer = SharedBuffer(shape=(_ERROR_BYTES,), dtype=np.uint8, buffer_len=1)
         self._stats_buffer = SharedBuffer(shape=(len(_STATS_FIELDS),), dtype=np.int64, buffer_len=1)
         self._stop_event = _StopFlag()  # pickles under every start method; never blocks the parent
+        self._started_flag = _StopFlag()  # set when the child's run() begins: bootstrap is over
         self._owner_pid = os.getpid()
         self._stopped = False
 
@@ -147,20 +174,50 @@ class Communicator(multiprocessing.Process):
 
     # ===== Parent side =====
 
+    @property
+    def expected_period_s(self) -> float | None:
+        """Seconds between two sensor slots when the device delivers as it should.
+
+        The env's freshness check budgets each stream in these periods. The default is the
+        ``expected_period_s`` given at construction, else ``1 / sensor_rate_hz``; a communicator
+        whose sensor loop is free-running (it blocks on its device) states its device's rate by
+        passing ``expected_period_s`` or overriding this property. None: no stated rate, and the
+        stream is not checked. Read in any process.
+        """
+        if self._expected_period_s is not None:
+            return float(self._expected_period_s)
+        if self.use_sensor and self.sensor_rate_hz:
+            return 1.0 / self.sensor_rate_hz
+        return None
+
     def _Popen(self, process_obj):  # noqa: N802 (multiprocessing's name)
         # Lets each communicator choose its start method without changing the global default.
-        return multiprocessing.get_context(self.start_method).Process._Popen(process_obj)
+        context = multiprocessing.get_context(self.start_method)
+        if context.get_start_method() == "fork":
+            return context.Process._Popen(process_obj)
+        # The name is all a spawned child knows of us while it re-imports the main script: it
+        # carries the path where a failure of that bootstrap is reported (communicators/bootstrap.py).
+        name = process_obj._name
+        process_obj._name = bootstrap.tagged_name(name, self._bootstrap_report)
+        try:
+            return context.Process._Popen(process_obj)
+        finally:
+            process_obj._name = name
 
     def raise_if_failed(self) -> None:
         """Raises ``CommunicatorError`` if the child process has failed or died.
 
-        The message names the communicator and carries the child's traceback text.
+        The message names the communicator and carries the child's traceback text. A child that
+        died while it started (before its ``run()`` began), for example re-importing a main script
+        that has no ``if __name__ == "__main__":`` guard, is reported with that cause.
         """
         text = self._child_traceback()
         if text:
             raise CommunicatorError(f"communicator {self.name!r} failed in its process:\n{text}")
         if self._popen is not None and not self._stopped and not self.is_alive():
             code = self.exitcode
+            if code is not None and code > 0 and not self._started_flag.is_set():
+                raise CommunicatorError(bootstrap.explain(self.name, code, bootstrap.read_report(self._bootstrap_report)))
             how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
             raise CommunicatorError(f"communicator {self.name!r} {how} without reporting an error")
 
@@ -216,6 +273,7 @@ class Communicator(multiprocessing.Process):
             for buf in (self.sensor_buffer, self.actuator_buffer, self._error_buffer, self._stats_buffer):
                 if buf is not None:
                     buf.close()
+            bootstrap.read_report(self._bootstrap_report, remove=True)  # the child may have left one
 
     def terminate(self) -> None:
         """SenseAct compatibility: SenseAct envs call terminate() then join()."""
@@ -227,11 +285,13 @@ class Communicator(multiprocessing.Process):
         # loop); only its buffers and settings travel, not the handle to the child.
         state = self.__dict__.copy()
         state["_popen"] = None
+        state["_name"] = bootstrap.clean_name(state["_name"])
         return state
 
     # ===== Child side =====
 
     def run(self) -> None:
+        self._started_flag.set()
         self._parent_pid = os.getppid()  # before the device opens: the parent may die meanwhile
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides how to stop on Ctrl-C
         signal.signal(signal.SIGTERM, lambda *_: self._stop_event.set())

@@ -82,6 +82,11 @@ def range_summary(data: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
     return np.array([readings.mean(), readings.min(), readings.max()], dtype=np.float32)
 
 
+def channels_first(data: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+    """Observation of the scene camera: its newest frame, HWC -> CHW."""
+    return data[-1].transpose(2, 0, 1).copy()
+
+
 def make_env(steps_hint: int = 100, **env_kwargs) -> FrankaVisualReacher:
     """The reacher with the scene camera and the wrist range finder added."""
     scene_config = SimCameraConfig(camera="scene", width=80, height=60, fps=15)
@@ -90,7 +95,8 @@ def make_env(steps_hint: int = 100, **env_kwargs) -> FrankaVisualReacher:
             make=lambda built: SimCameraCommunicator(
                 scene_config, built["robot"].sensor_buffer, built["target"].sensor_buffer),
             space=spaces.Box(0, 255, (3, 60, 80), np.uint8),
-            observe=lambda data, ts: data[-1].transpose(2, 0, 1).copy(),  # HWC -> CHW
+            # A module-level function: the polling loop's process (forkserver) receives it pickled.
+            observe=channels_first,
         ),
         "wrist_range": ExtraSensor(
             make=lambda built: WristRangeSensor(built["robot"].sensor_buffer),

@@ -4,6 +4,7 @@ task (``rtrl_env.reacher``); importing this package registers its Gymnasium ids.
 
 from rtrl_env.base_env import RTRLBaseEnv
 from rtrl_env.errors import EnvError
+from rtrl_env.freshness import FreshnessConfig
 from rtrl_env.timing import TimingReport
 
 # Register FrankaVisualReacher-v0 and FrankaVisualReacher2-v0 with Gymnasium on import.
@@ -13,5 +14,5 @@ _register_envs()
 
 from rtrl_env.reacher import ExtraSensor, FrankaVisualReacher, FrankaVisualReacherConfig  # noqa: E402
 
-__all__ = ["RTRLBaseEnv", "EnvError", "TimingReport", "FrankaVisualReacher", "FrankaVisualReacherConfig",
+__all__ = ["RTRLBaseEnv", "EnvError", "FreshnessConfig", "TimingReport", "FrankaVisualReacher", "FrankaVisualReacherConfig",
            "ExtraSensor"]

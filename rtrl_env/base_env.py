@@ -4,11 +4,14 @@
 with the task's ``actuate``), waits for the cycle's deadline ``t0 + k * dt`` on the monotonic
 clock, then reads the freshest sensation (act, wait, sense) and lets the task observe and score
 it. The env owns the device processes and the polling loop: it starts them, watches them on
-every call, and stops them all (the robot first commanded to rest) however the program ends.
+every call (a dead process raises; a sensor stream older than its budget triggers the freshness
+policy, rtrl_env/freshness.py), and stops them all (the robot first commanded to rest) however the
+program ends. A stop command that cannot be sent is logged at once and raised, never dropped.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -22,7 +25,9 @@ from gymnasium import spaces
 from communicators.communicator import Communicator
 from communicators.errors import CommunicatorError
 from communicators.realtime import Pacer, PacingMode, enable_realtime
+from rtrl_env.action_check import check_action
 from rtrl_env.errors import EnvError
+from rtrl_env.freshness import FreshnessConfig, FreshnessMonitor, StalePolicy, StaleStream
 from rtrl_env.polling_loop import PollingLoop, PollingThread, SensationPoller, send_commands
 from rtrl_env.sensation import SensationCodec
 from rtrl_env.task import Devices, Task
@@ -30,6 +35,7 @@ from rtrl_env.timing import CycleTelemetry, TimingReport
 
 RUN_MODES = ("singlethread", "multithread", "multiprocess")
 _FIRST_DATA_TIMEOUT_S = 60.0  # a loaded machine can take long to bring up a renderer
+logger = logging.getLogger(__name__)
 
 
 class RTRLBaseEnv(gym.Env):
@@ -56,7 +62,10 @@ class RTRLBaseEnv(gym.Env):
         realtime_priority: SCHED_FIFO priority (1..99) of the stepping thread and the polling
             loop; None keeps the normal scheduler. Falls back with one warning where not permitted.
         cpu_affinity: CPUs to pin the stepping thread to; None leaves it free.
-        start_method: multiprocessing start method of the polling loop; the default if None.
+        start_method: multiprocessing start method of the polling loop;
+            ``communicators.communicator.DEFAULT_START_METHOD`` (never fork) if None.
+        freshness: the sensor streams' age budgets and what a step does when one is exceeded
+            (``FreshnessConfig()`` if None: raise, 3 expected periods + 0.1 s per stream).
 
     Raises:
         ValueError: a bad argument; nothing is started and the communicators are closed.
@@ -77,6 +86,7 @@ class RTRLBaseEnv(gym.Env):
         realtime_priority: int | None = None,
         cpu_affinity: set[int] | None = None,
         start_method: str | None = None,
+        freshness: FreshnessConfig | None = None,
     ) -> None:
         self._comms: dict[str, Communicator] = dict(communicators)
         self._closed, self._running, self._loop = False, False, None
@@ -85,6 +95,7 @@ class RTRLBaseEnv(gym.Env):
             self._check_args(task, dt, run_mode, max_episode_steps)
             self._windows = self._window_lengths(windows or {})
             self._pacer = Pacer(dt, pacing, spin_s)
+            self._freshness = FreshnessMonitor(freshness, {name: self._comms[name] for name in self._windows})
         except BaseException:
             self._close_communicators()
             raise
@@ -102,7 +113,9 @@ class RTRLBaseEnv(gym.Env):
         self._episode_step = 0
         self._episode_running = False
         self._failure: EnvError | None = None
-        self.devices = Devices(self._comms, self._raise_if_failed)
+        self._stop_failures: list[str] = []  # failed stop commands not yet raised: close() raises them
+        self.devices = Devices(self._comms, self._raise_if_failed,
+                               lambda name: self._enforce_freshness(self._freshness.check(time.monotonic(), [name])))
 
     # ===== Construction =====
 
@@ -217,12 +230,9 @@ class RTRLBaseEnv(gym.Env):
         """
         if os.getpid() != self._owner_pid or self._closed:  # a child never closes the parent's processes
             return
-        errors = []
         if self._running and self._failure is None:
-            try:
-                self._send_stop_commands()
-            except Exception as err:  # noqa: BLE001 - reported below, after everything is closed
-                errors.append(f"stop commands: {err}")
+            self._try_stop_commands()  # a failure is logged, and raised below once everything is closed
+        errors, self._stop_failures = [f"stop commands failed: {e}" for e in self._stop_failures], []
         self._running, self._closed, self._episode_running = False, True, False
         procs = ([self._loop] if self._loop is not None else []) + list(self._comms.values())
         for proc in procs:
@@ -266,12 +276,14 @@ class RTRLBaseEnv(gym.Env):
             options: unused.
 
         Raises:
-            EnvError: a communicator or the polling loop died, or the task's reset failed.
+            EnvError: a communicator or the polling loop died, the task's reset failed, or (policy
+                "raise") a sensor stream stayed older than its budget for that budget.
         """
         super().reset(seed=seed)
         self._raise_if_failed()
         self.start()
         self._episode_running = False
+        self._enforce_freshness(self._freshness.wait_until_fresh(self._raise_if_failed))
         self.task.reset(self.devices, self.np_random)
         sensation, obs_time = self._sense_after_reset()
         now = self._restart_cycle()
@@ -301,8 +313,11 @@ class RTRLBaseEnv(gym.Env):
         """Sends the action, waits for the cycle's deadline, returns the freshest observation.
 
         Raises:
-            ValueError: the action is not an element of ``action_space``; nothing is sent.
-            EnvError: a communicator or the polling loop died, or ``reset`` was not called.
+            ValueError: the action is not an element of ``action_space`` (real numbers of its
+                shape and bounds); nothing is sent.
+            EnvError: a communicator or the polling loop died, ``reset`` was not called, or (policy
+                "raise") a sensor stream is older than its budget: the stop commands are sent and
+                the episode ends first.
         """
         action = self._check_action(action)
         self._raise_if_failed()
@@ -316,8 +331,11 @@ class RTRLBaseEnv(gym.Env):
         overrun = self._pacer.wait()
         wake = time.monotonic()
         sensation, obs_time = self._sense()
+        stale = self._enforce_freshness(self._freshness.check(time.monotonic()))
         period, self._last_wake = wake - self._last_wake, wake
-        timing = self._telemetry.record(wake, period, write_time, obs_time, overrun, self._pacer.grid_index)
+        timing = self._telemetry.record(wake, period, write_time, obs_time, overrun, self._pacer.grid_index,
+                                        stale=[s.name for s in stale])
+        timing["stale"] = {s.name: s.age_s for s in stale}
         self._episode_step += 1
         obs = self.task.observe(sensation, action)
         reward = float(self.task.reward(sensation, action))
@@ -325,7 +343,10 @@ class RTRLBaseEnv(gym.Env):
         truncated = self._max_episode_steps is not None and self._episode_step >= self._max_episode_steps
         if terminated or truncated:
             self._episode_running = False
-            self._send_stop_commands()  # do not leave the robot moving until its watchdog fires
+            stop_error = self._try_stop_commands()  # do not leave the robot moving until its watchdog fires
+            if stop_error is not None:
+                raise EnvError(f"{self._label()}: the episode ended but its stop commands failed: {stop_error} "
+                               "(raised again at close); the robot's own watchdog must stop it")
         info = {**self.task.info(sensation, reward), "episode_step": self._episode_step, "timing": timing}
         return obs, reward, terminated, truncated, info
 
@@ -336,6 +357,11 @@ class RTRLBaseEnv(gym.Env):
     def timing_records(self) -> dict[str, np.ndarray]:
         """Every recorded step's timing, one array per field (seconds)."""
         return self._telemetry.records()
+
+    @property
+    def freshness_budgets(self) -> dict[str, float]:
+        """Sensor stream name -> the age (s) it may reach at a step; streams without a budget are not checked."""
+        return self._freshness.budgets
 
     @property
     def processes(self) -> list:
@@ -351,24 +377,7 @@ class RTRLBaseEnv(gym.Env):
         return getattr(self.spec, "id", None) or type(self).__name__
 
     def _check_action(self, action: Any) -> np.ndarray:
-        space = self.action_space
-        arr = np.asarray(action, dtype=np.float64)
-        if arr.shape != space.shape:
-            raise ValueError(f"action has shape {arr.shape}, expected {space.shape} for {self._label()}; "
-                             "nothing was sent to any device")
-        bad = np.flatnonzero(~np.isfinite(arr))
-        if bad.size:
-            raise ValueError(f"action[{bad[0]}]={arr.flat[bad[0]]} is not finite; nothing was sent to any device")
-        if isinstance(space, spaces.Box):
-            # A tiny tolerance admits float32 rounding of a policy's tanh output.
-            out = np.flatnonzero((arr < space.low - 1e-6) | (arr > space.high + 1e-6))
-            if out.size:
-                i = out[0]
-                low, high = (f"{float(v):g}" for v in (space.low.flat[i], space.high.flat[i]))
-                raise ValueError(f"action[{i}]={arr.flat[i]:.6g} is outside [{low}, {high}], the action space; "
-                                 "clip or squash the policy output; nothing was sent to any device")
-            arr = np.clip(arr, space.low, space.high)
-        return arr
+        return check_action(action, self.action_space, self._label())
 
     def _sense(self) -> tuple[Any, float]:
         """The freshest sensation and its timestamp (that of its stalest stream)."""
@@ -381,7 +390,28 @@ class RTRLBaseEnv(gym.Env):
         return self._last_sensation
 
     def _send_stop_commands(self) -> None:
+        if self._loop is not None and not self._loop.actuator_buffer.closed:
+            # First drop an action the loop has not forwarded yet: it must not land after the stop.
+            self._loop.actuator_buffer.write(np.full(self._loop.actuator_buffer.shape, np.nan))
         send_commands(self.task.stop_commands(), self._actuator_buffers())
+
+    def _try_stop_commands(self) -> str | None:
+        """Sends the stop commands; a failure is logged, kept for close() to raise, and returned."""
+        try:
+            self._send_stop_commands()
+        except Exception as err:  # noqa: BLE001 - logged now, raised by close(); the robot's watchdog stops it
+            logger.error("%s: the stop commands could not be sent: %s; the robot's own watchdog must stop it",
+                         self._label(), err)
+            self._stop_failures.append(str(err))
+            return str(err)
+        return None
+
+    def _enforce_freshness(self, stale: list[StaleStream]) -> list[StaleStream]:
+        """Under policy "raise", stale streams end the episode: stop commands, then EnvError."""
+        if stale and self._freshness.config.policy is StalePolicy.RAISE:
+            self._episode_running = False
+            raise self._freshness.error(stale, self._label(), self._try_stop_commands())
+        return stale
 
     def _raise_if_failed(self) -> None:
         if self._failure is not None:  # a dead env stays dead: say why on every call
@@ -397,12 +427,16 @@ class RTRLBaseEnv(gym.Env):
 
     def _fail(self, what: str, cause: BaseException) -> None:
         """Stops the robot, closes every process and raises EnvError; later calls repeat it."""
-        try:
-            self._send_stop_commands()
-        except Exception as err:  # noqa: BLE001 - said in the message; the robot's own watchdog stops it
-            what += f" (and the stop commands failed: {err}; the robot's watchdog stops it)"
+        stop_error = self._try_stop_commands()  # logged; said in the message below
+        if stop_error is not None:
+            self._stop_failures.remove(stop_error)
+            what += f" (and the stop commands failed: {stop_error}; the robot's watchdog stops it)"
         self._failure = EnvError(f"{self._label()} stopped: {what}; all its processes were closed. "
                                  f"Make a new env to go on. Cause: {cause}")
         self._failure.__cause__ = cause
-        self.close()
+        try:
+            self.close()
+        except EnvError as err:  # a process that would not close: part of the same failure
+            self._failure = EnvError(f"{self._failure}; {err}")
+            self._failure.__cause__ = cause
         raise self._failure from cause

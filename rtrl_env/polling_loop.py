@@ -10,6 +10,7 @@ functions and the buffers they need, never the env.
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 import traceback
@@ -22,11 +23,21 @@ from communicators.communicator import Communicator
 from communicators.errors import CommunicatorError
 from communicators.realtime import enable_realtime
 from communicators.shared_buffer import SharedBuffer
+from rtrl_env.errors import EnvError
 from rtrl_env.sensation import SensationCodec
 from rtrl_env.task import Sensation, SensorWindow
 
 SenseFn = Callable[[Mapping[str, SensorWindow]], Sensation]
 ActuateFn = Callable[[np.ndarray], Mapping[str, np.ndarray]]
+
+
+def is_stop_marker(action: np.ndarray) -> bool:
+    """Whether ``action`` is the env's "stopped" marker (all NaN, which no checked action is).
+
+    The env writes it before its stop commands, so an action the loop has not forwarded yet is
+    dropped instead of landing on an actuator after the stop.
+    """
+    return bool(np.all(np.isnan(action)))
 
 
 class SensationPoller:
@@ -110,6 +121,21 @@ class PollingLoop(Communicator):
         self._realtime = (realtime_priority, cpu_affinity)
         self.codec = codec
 
+    def start(self) -> None:
+        """Starts the loop's process (the task's functions travel to it pickled).
+
+        Raises:
+            EnvError: the task does not pickle (a lambda or a local function in it, say).
+        """
+        try:
+            super().start()
+        except (pickle.PicklingError, AttributeError, TypeError) as err:
+            task = getattr(self._actuate, "__self__", self._actuate)
+            raise EnvError(f"{type(task).__name__} cannot be sent to the polling loop's process (start method "
+                           f"{self.start_method!r} pickles the task with its sense() and actuate()): {err}. Define "
+                           "the functions and classes it holds at module level (no lambdas or local functions), "
+                           "or use run_mode='multithread'") from err
+
     def _open_device(self) -> None:
         # The loop that carries actions to the actuators gets the env's real-time priority too.
         enable_realtime(*self._realtime)
@@ -127,7 +153,8 @@ class PollingLoop(Communicator):
             time.sleep(self.sleep_time)
             return
         action, _, _ = self.actuator_buffer.read_update()
-        send_commands(self._actuate(action[0]), self._actuator_buffers)
+        if not is_stop_marker(action[0]):
+            send_commands(self._actuate(action[0]), self._actuator_buffers)
 
     def _on_actuator_timeout(self) -> None:
         time.sleep(self.sleep_time)  # no action yet: nothing to actuate
@@ -169,7 +196,8 @@ class PollingThread:
                     self.sensor_buffer.write(self.codec.pack(polled[0]), timestamp=polled[1])
                 if self.actuator_buffer.updated():
                     action, _, _ = self.actuator_buffer.read_update()
-                    send_commands(self._actuate(action[0]), self._actuator_buffers)
+                    if not is_stop_marker(action[0]):
+                        send_commands(self._actuate(action[0]), self._actuator_buffers)
                 elif polled is None:
                     time.sleep(self.sleep_time)
         except BaseException:  # noqa: BLE001 - raised in the agent's thread by raise_if_failed

@@ -88,11 +88,15 @@ class Devices(Mapping[str, Communicator]):
     Args:
         communicators: name -> communicator (started).
         check: raises EnvError if any process of the env failed (the env's own check).
+        check_fresh: ``check_fresh(name)`` applies the env's freshness policy to one sensor stream
+            (raises EnvError under "raise" if it is older than its budget); None checks nothing.
     """
 
-    def __init__(self, communicators: Mapping[str, Communicator], check: Callable[[], None]) -> None:
+    def __init__(self, communicators: Mapping[str, Communicator], check: Callable[[], None],
+                 check_fresh: Callable[[str], None] | None = None) -> None:
         self._comms = dict(communicators)
         self._check = check
+        self._check_fresh = check_fresh
 
     def __getitem__(self, name: str) -> Communicator:
         if name not in self._comms:
@@ -108,6 +112,17 @@ class Devices(Mapping[str, Communicator]):
     def check(self) -> None:
         """Raises EnvError if any process of the env has failed."""
         self._check()
+
+    def check_fresh(self, name: str) -> None:
+        """Raises EnvError if a process failed, or if stream ``name`` is older than its budget.
+
+        The env's freshness policy decides (rtrl_env/freshness.py): under "raise" the stop
+        commands are sent first; under "warn" nothing is raised. A reset that drives the robot
+        from its state calls this on every read, so a hung arm stops the reset at once.
+        """
+        self._check()
+        if self._check_fresh is not None:
+            self._check_fresh(name)
 
     def latest(self, name: str) -> tuple[np.ndarray, float]:
         """The newest sensor slot of ``name`` and its capture time (``time.monotonic()`` s).

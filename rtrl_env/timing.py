@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-_FIELDS = ("start", "period", "action_write", "obs_timestamp", "obs_age", "overrun")
+_FIELDS = ("start", "period", "action_write", "obs_timestamp", "obs_age", "overrun", "stale_streams")
 
 
 @dataclass(frozen=True)
 class TimingReport:
     """Summary of the action cycle since the last reset of the telemetry.
 
-    All times are in milliseconds except ``steps`` and ``overruns``.
+    All times are in milliseconds except ``steps``, ``overruns`` and the stale counts.
     """
 
     steps: int
@@ -30,6 +31,8 @@ class TimingReport:
     obs_age_p50_ms: float
     obs_age_p99_ms: float
     obs_age_max_ms: float
+    stale_steps: int = 0  # steps at which a sensor stream was older than its budget (policy "warn")
+    stale_by_stream: dict[str, int] = field(default_factory=dict)  # stream name -> such steps
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -50,6 +53,7 @@ class CycleTelemetry:
         self.t0 = 0.0
         self._grid_steps = 0
         self._drift = 0.0
+        self._stale_by_stream: dict[str, int] = {}
 
     def restart(self, t0: float) -> None:
         """Starts a new grid at ``t0`` (monotonic seconds); kept records stay for the report."""
@@ -57,21 +61,25 @@ class CycleTelemetry:
         self._grid_steps = 0
 
     def record(self, start: float, period: float, action_write: float, obs_timestamp: float, overrun: bool,
-               grid_index: int | None = None) -> dict:
+               grid_index: int | None = None, stale: Sequence[str] = ()) -> dict:
         """Stores one step and returns it as the ``info['timing']`` dict (seconds).
 
         ``grid_index`` is the pacer's count of grid points passed (skipped ones included), so drift
-        is measured against the grid the pacer follows; None counts one point per step.
+        is measured against the grid the pacer follows; None counts one point per step. ``stale``
+        names the sensor streams found older than their budget at this step.
         """
         self._grid_steps = self._grid_steps + 1 if grid_index is None else grid_index
-        row = (start, period, action_write, obs_timestamp, start - obs_timestamp, float(overrun))
+        for name in stale:
+            self._stale_by_stream[name] = self._stale_by_stream.get(name, 0) + 1
+        row = (start, period, action_write, obs_timestamp, start - obs_timestamp, float(overrun), float(len(stale)))
         self._data[self._count % len(self._data)] = row
         self._count += 1
         self._drift = start - (self.t0 + self._grid_steps * self.dt)
-        return dict(zip(_FIELDS, row), overrun=bool(overrun), drift=self._drift)
+        return dict(zip(_FIELDS, row), overrun=bool(overrun), stale_streams=len(stale), drift=self._drift)
 
     def clear(self) -> None:
         self._count = 0
+        self._stale_by_stream = {}
 
     @property
     def steps(self) -> int:
@@ -102,4 +110,5 @@ class CycleTelemetry:
             overruns=int(rec["overrun"].sum()), drift_ms=float(self._drift * ms),
             obs_age_p50_ms=float(np.percentile(age, 50) * ms), obs_age_p99_ms=float(np.percentile(age, 99) * ms),
             obs_age_max_ms=float(age.max() * ms),
+            stale_steps=int(np.count_nonzero(rec["stale_streams"])), stale_by_stream=dict(self._stale_by_stream),
         )

@@ -10,7 +10,9 @@ when the frame was captured, before the seconds spent decoding and converting it
 
 Failures end the child and reach the parent through `raise_if_failed()` (and so `env.step`)
 as a CommunicatorError carrying a DeviceError that names the camera: the source cannot be
-opened, a frame cannot be read, or the stream ended.
+opened, a frame cannot be read, or the stream ended. A video file that stops delivering before
+the frame count its container states is reported as damaged (or truncated) at that frame, not as
+ended: FFmpeg gives up on the first frame it cannot decode.
 """
 from __future__ import annotations
 
@@ -128,7 +130,7 @@ class OpenCVCameraCommunicator(Communicator):
     Args:
         config: source, size, rate and looping.
         start_method: multiprocessing start method of the child ("fork", "spawn",
-            "forkserver"); None uses the default.
+            "forkserver"); None: `communicators.communicator.DEFAULT_START_METHOD` (never fork).
     """
 
     def __init__(self, config: OpenCVCameraConfig, *, start_method: str | None = None) -> None:
@@ -141,6 +143,8 @@ class OpenCVCameraCommunicator(Communicator):
             sensor_rate_hz=None,  # the handler blocks on the device, or sleeps to a file's deadline
             name=f"OpenCVCamera({config.name})",
             start_method=start_method,
+            # A device without a requested rate keeps its own, unknown here: its age is not checked.
+            expected_period_s=None if config.fps is None else 1.0 / config.fps,
         )
 
     # ----- hooks (run in the child process) -----
@@ -196,6 +200,8 @@ class OpenCVCameraCommunicator(Communicator):
             capture_time = time.monotonic()
         ok, frame = self._cap.retrieve()
         if not ok or frame is None:
+            if self._kind is SourceKind.FILE:
+                raise DeviceError(self._damaged_message())
             raise DeviceError(f"camera '{self.config.name}' could not decode frame {self._frames + 1}")
         self.sensor_buffer.write(to_rgb(frame, self.config.width, self.config.height),
                                  timestamp=capture_time)
@@ -214,11 +220,22 @@ class OpenCVCameraCommunicator(Communicator):
             self._next_deadline = now
         self._next_deadline += self._period
 
+    def _damaged_message(self, total: int | None = None) -> str:
+        total = int(self._cap.get(self._cv2.CAP_PROP_FRAME_COUNT)) if total is None else total
+        of = f" of the {total} it holds" if total > 0 else ""
+        return (f"camera '{self.config.name}' stopped: video file {self.config.source!r} is damaged at frame "
+                f"{self._frames_this_pass + 1}{of} (it could not be read or decoded after {self._frames_this_pass} "
+                "good frames); re-encode the file or use another one")
+
     def _rewind_or_fail(self) -> None:
         name = self.config.name
         if self._kind is not SourceKind.FILE:
             raise DeviceError(f"camera '{name}' stopped: no frame after {self._frames} frames "
                               f"(unplugged, or the {self._kind.value} ended?)")
+        # The container states how many frames it holds: stopping short of that is damage, not the end.
+        total = int(self._cap.get(self._cv2.CAP_PROP_FRAME_COUNT))
+        if self._frames_this_pass < total:
+            raise DeviceError(self._damaged_message(total))
         if not self.config.loop:
             raise DeviceError(f"camera '{name}' stopped: video file ended after {self._frames} frames; "
                               "set loop=True to replay it")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from communicators.communicator import Communicator
+from communicators.communicator import DEFAULT_START_METHOD, Communicator
 from communicators.franka.kinematics import NUM_JOINTS
 from communicators.franka.safety import SafetyFilter, SafetyLimits
 from communicators.franka.state import STATE_DIM
@@ -64,9 +64,9 @@ class FrankaSimConfig:
         fifo_priority: None keeps the default scheduler; 1..99 runs the physics thread under
             SCHED_FIFO at that priority (needs root or CAP_SYS_NICE). dependencies.md measured
             deadline-sleep p99 errors of 3-4 ms with the default scheduler and 40-80 us with FIFO.
-        start_method: how the child process starts: "forkserver" (default), "spawn" or "fork".
-            Not fork by default: a child forked from a process that holds a MuJoCo/EGL context
-            (any mujoco.Renderer, even closed) deadlocks before it runs a line.
+        start_method: how the child process starts: "forkserver" or "spawn"
+            (`communicators.communicator.DEFAULT_START_METHOD` by default, never fork: see there),
+            or "fork" explicitly.
     """
 
     physics: FrankaPhysicsConfig = field(default_factory=FrankaPhysicsConfig)
@@ -77,7 +77,7 @@ class FrankaSimConfig:
     stats_period: float = 0.1
     sensor_buffer_len: int = 16
     fifo_priority: int | None = None
-    start_method: str = "forkserver"
+    start_method: str = DEFAULT_START_METHOD
 
     def __post_init__(self) -> None:
         if not isinstance(self.physics, FrankaPhysicsConfig):
@@ -125,6 +125,7 @@ class FrankaSimCommunicator(Communicator):
             actuator_rate_hz=self.config.publish_rate_hz,
             actuator_timeout=self.config.watchdog_timeout,
             start_method=self.config.start_method,
+            expected_period_s=1.0 / self.config.publish_rate_hz,  # one state per physics batch
         )
         self.stats_buffer = SharedBuffer(shape=(STATS_DIM,), dtype=np.float64, buffer_len=2)
 

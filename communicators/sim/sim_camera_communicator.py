@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from communicators.communicator import Communicator
+from communicators.communicator import DEFAULT_START_METHOD, Communicator
 from communicators.errors import DeviceError
 from communicators.franka.state import Q, STATE_DIM
 from communicators.shared_buffer import SharedBuffer
@@ -56,9 +56,9 @@ class SimCameraConfig:
         fps: frames per second rendered and published.
         buffer_len: frames kept in the sensor buffer (the env stacks a few).
         name: camera name used in error messages; None uses "sim:<camera>".
-        start_method: how the child process starts: "forkserver" (default), "spawn" or "fork".
-            Not fork by default: a child forked from a process that holds a MuJoCo/EGL context
-            (any mujoco.Renderer, even closed) deadlocks before it runs a line.
+        start_method: how the child process starts: "forkserver" or "spawn"
+            (`communicators.communicator.DEFAULT_START_METHOD` by default, never fork: see there),
+            or "fork" explicitly.
     """
 
     camera: SimCameraName | str = SimCameraName.WRIST
@@ -67,7 +67,7 @@ class SimCameraConfig:
     fps: float = 30.0
     buffer_len: int = 4
     name: str | None = None
-    start_method: str = "forkserver"
+    start_method: str = DEFAULT_START_METHOD
 
     def __post_init__(self) -> None:
         self.camera = SimCameraName(self.camera)

@@ -29,7 +29,7 @@ class SimTargetCommunicator(Communicator):
     Args:
         config: mode, box (world frame, m), speed (m/s), publish rate and seed; None for defaults.
         start_method: multiprocessing start method of the child ("fork", "spawn",
-            "forkserver"); None uses the default.
+            "forkserver"); None: `communicators.communicator.DEFAULT_START_METHOD` (never fork).
 
     Example:
         >>> import time

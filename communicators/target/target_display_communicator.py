@@ -155,7 +155,7 @@ class TargetDisplayCommunicator(Communicator):
     Args:
         config: window, dot and motion settings; None for defaults.
         start_method: multiprocessing start method of the child ("fork", "spawn",
-            "forkserver"); None uses the default.
+            "forkserver"); None: `communicators.communicator.DEFAULT_START_METHOD` (never fork).
 
     Raises:
         DeviceError: no window can be shown here (headless OpenCV or no display); raised on

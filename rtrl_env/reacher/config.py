@@ -14,13 +14,35 @@ import numpy as np
 from communicators.errors import ConfigError
 from communicators.realtime import PacingMode
 from rtrl_env.base_env import RUN_MODES
+from rtrl_env.freshness import FreshnessConfig
 from rtrl_env.reacher.homing import HomingConfig
 from rtrl_env.reacher.image_reward import ImageRewardConfig
-from rtrl_env.reacher.devices import CommunicatorFactory, ExtraSensor, check_backend, robot_backends
+from rtrl_env.reacher.devices import (SIM_BACKENDS, CommunicatorFactory, ExtraSensor, check_backend,
+                                     robot_backends)
 from rtrl_env.reacher.joints import (ALL_JOINTS, DEFAULT_MAX_JOINT_VELOCITY, HOME_POSE,
                                    ActionScaler, check_joints)
 
 RESERVED_KEYS = ("image", "proprioception")
+ARM_STATE_MAX_AGE_S = 0.1
+"""A real arm's state may be at most this old (s) at a step: the commands computed from it move the arm."""
+SIM_ALLOWANCE_S = 1.0
+"""Seconds added to each stream's 3 periods with the sim backend. A simulated device that its process
+stalls is frozen with it (the sim arm skips the lost time, nothing moves), so its staleness endangers
+nothing, while a loaded machine stalls processes often: on the shared 2-core development machine a
+process sleeping 2 ms at a time saw gaps of up to 680 ms, and the sim arm's state reached 255 ms at
+a step, under other users' load (SCHED_FIFO removed the gaps). A hung simulated device is still
+caught within about a second."""
+
+
+def default_freshness(backend: str) -> FreshnessConfig:
+    """The reacher's stream budgets for ``backend``.
+
+    Real arms: the defaults (3 periods + 0.1 s), the arm's state capped at 100 ms. The sim: 3
+    periods + 1 s for every stream (see SIM_ALLOWANCE_S).
+    """
+    if backend in SIM_BACKENDS:
+        return FreshnessConfig(allowance_s=SIM_ALLOWANCE_S)
+    return FreshnessConfig(max_budget_s={"robot": ARM_STATE_MAX_AGE_S})
 
 
 @dataclass
@@ -43,7 +65,12 @@ class FrankaVisualReacherConfig:
         home_pose: reset goal before jitter, 7 joint angles, rad.
         home_jitter: uniform noise added to the moving joints' home angles, +- rad.
         reward: red colour range, scale and clip of the image reward.
-        homing: gains, tolerance and time limit of the reset move.
+        homing: gains, tolerance and stall timeout of the reset move.
+        freshness: how old each stream ("robot", "camera", "target", extra sensors) may get at a
+            step, and what happens then (rtrl_env/freshness.py): EnvError after the arm is stopped,
+            or with `FreshnessConfig(policy="warn")` a count. None (default): the backend's
+            `default_freshness`: real arms 3 periods + 0.1 s per stream, the arm's state at most
+            100 ms; the sim 3 periods + 1 s.
         target: the target communicator's config (TargetConfig for the sim, TargetDisplayConfig
             for real set-ups); None for its defaults.
         camera: factory of a camera communicator replacing the default; see
@@ -75,6 +102,7 @@ class FrankaVisualReacherConfig:
     home_jitter: float = 0.1
     reward: ImageRewardConfig = field(default_factory=ImageRewardConfig)
     homing: HomingConfig = field(default_factory=HomingConfig)
+    freshness: FreshnessConfig | None = None
     target: Any = None
     camera: CommunicatorFactory | None = None
     target_communicator: CommunicatorFactory | None = None
@@ -123,6 +151,11 @@ class FrankaVisualReacherConfig:
         if not isinstance(self.homing, HomingConfig):
             raise TypeError(f"FrankaVisualReacherConfig.homing must be a HomingConfig, "
                             f"got {type(self.homing).__name__}")
+        if self.freshness is None:
+            self.freshness = default_freshness(self.backend)
+        if not isinstance(self.freshness, FreshnessConfig):
+            raise TypeError(f"FrankaVisualReacherConfig.freshness must be a rtrl_env.freshness.FreshnessConfig, "
+                            f"got {type(self.freshness).__name__}")
         for key, sensor in self.extra_sensors.items():
             if key in RESERVED_KEYS or key in ("robot", "target", "camera"):
                 raise ValueError(f"extra sensor name {key!r} is taken; choose another than "
@@ -158,4 +191,8 @@ class FrankaVisualReacherConfig:
         if unknown:
             raise TypeError(f"unknown FrankaVisualReacher argument(s) {unknown}; valid: "
                             f"{', '.join(names)}")
-        return dataclasses.replace(config if config is not None else cls(), **overrides)
+        base = config if config is not None else cls()
+        if ("backend" in overrides and "freshness" not in overrides
+                and base.freshness == default_freshness(base.backend)):
+            overrides["freshness"] = None  # the new backend's default, not the old one's
+        return dataclasses.replace(base, **overrides)

@@ -43,8 +43,10 @@ class FrankaVisualReacher(RTRLBaseEnv):
     | 5   | A6 wrist pitch velocity                | -1          | 1           | x max rad/s   |
     | 6   | A7 flange rotation velocity            | -1          | 1           | x max rad/s   |
 
-    An action of the wrong shape, with NaN or inf, or outside [-1, 1] raises ValueError and
-    nothing is sent to the arm. The robot communicator's safety filter then enforces the joint
+    Actions are real numbers only: a float or integer array (a torch tensor without grad converts)
+    or a list of Python numbers. An action of the wrong shape, with NaN or inf, outside [-1, 1], or
+    of another kind (bool, str, bytes, complex or object arrays, a tensor that requires grad)
+    raises ValueError naming its dtype and what to pass, and nothing is sent to the arm. The robot communicator's safety filter then enforces the joint
     limits, velocity limits and the workspace box (pushing the arm back inside), and stops the arm
     when commands go stale (100 ms).
 
@@ -72,22 +74,34 @@ class FrankaVisualReacher(RTRLBaseEnv):
 
     ## Starting State
 
-    `reset` moves the arm smoothly (joint-velocity P-control, at most 0.8 rad/s) to the home pose
-    (camera 0.42 m above the monitor centre, looking down) plus uniform jitter of +-`home_jitter`
-    (0.1 rad) on the moving joints, raising EnvError if it cannot get there within 8 s. Then it
-    requests a new target episode (reaching mode: a new random position on the monitor) and waits
-    for a camera frame taken after the target moved.
+    `reset` first waits (up to the longest freshness budget) for every stream to be fresh, then
+    moves the arm smoothly (joint-velocity P-control, at most 0.8 rad/s) to the home pose (camera
+    0.42 m above the monitor centre, looking down) plus uniform jitter of +-`home_jitter` (0.1 rad)
+    on the moving joints, until every joint is within 0.01 rad and slower than 0.05 rad/s. There is
+    no deadline: a loaded machine only makes it slower. It raises EnvError when the arm makes no
+    progress (the largest joint error does not shrink by 2 mrad for 2 s, `HomingConfig`), naming
+    each joint's distance to go and velocity, or when the arm's state goes stale. Then it requests
+    a new target episode (reaching mode: a new random position on the monitor) and waits for a
+    camera frame taken after the target moved.
 
     ## Episode End
 
     - Termination: never (there is no failure state; safety is enforced by the communicators).
     - Truncation: after `episode_length_s` seconds (4 s = 100 steps at dt 40 ms).
-    - A crashed communicator raises EnvError from `step` or `reset`.
+    - A crashed communicator raises EnvError from `step` or `reset` (all processes closed).
+    - A hung device: every step checks the age of each stream (`robot`, `camera`, `target`, extra
+      sensors) against its budget (`freshness`, rtrl_env/freshness.py). By default a stream over
+      budget stops the arm (zero velocity), ends the episode and raises EnvError naming the stream,
+      its age and its expected period; `reset()` starts again once it is back. Budgets: with real
+      arms 3 of the stream's periods + 0.1 s, the arm's state at most 100 ms; with the sim, whose
+      devices freeze with their stalled processes, 3 periods + 1 s (a loaded machine stalls
+      processes for several hundred ms). `FreshnessConfig(policy="warn")` counts instead.
 
     ## Info
 
     `reward_image` (r_image), `reward` (r_image * dt), `episode_step`, `timing` (cycle timing
-    from RTRLBaseEnv), and with the sim backend `target_position` ((3,), m) and
+    from RTRLBaseEnv; `timing["stale"]` maps each stream over its budget this step to its age in s,
+    non-empty only under policy "warn"), and with the sim backend `target_position` ((3,), m) and
     `camera_axis_distance` (m): the ground-truth distance from the target to the camera's optical
     axis, for evaluation only.
 
@@ -98,12 +112,18 @@ class FrankaVisualReacher(RTRLBaseEnv):
     `backend` ("sim", "ros", "ros2", "libfranka"), `robot_config`, `dt` (0.04 s),
     `episode_length_s` (4.0), `image_width`/`image_height` (160/120), `camera_fps` (30),
     `frame_stack` (3), `max_joint_velocity` (0.3 rad/s), `home_jitter` (0.1 rad), `reward`,
-    `target`, `camera`, `target_communicator`, `extra_sensors`. `render_mode="rgb_array"`
-    returns the newest camera frame (H, W, 3).
+    `homing`, `freshness` (None: the backend's default budgets), `target`, `camera`,
+    `target_communicator`, `extra_sensors`. Every process starts with forkserver (spawn where
+    there is none), never fork: create the env under `if __name__ == "__main__":`; a script that
+    does not is told so. Factories (`camera`, ...) may be lambdas, but an `ExtraSensor.observe` is
+    sent to the polling loop's process and must be a module-level function.
+    `render_mode="rgb_array"` returns the newest camera frame (H, W, 3).
 
     ## Version History
 
-    - v0: first version (sim, ROS and libfranka backends; 7-joint and 2-joint variants).
+    - v0: first version (sim, ROS and libfranka backends; 7-joint and 2-joint variants). Later in
+      v0: stream freshness budgets, strict action types, homing without a fixed deadline, and
+      processes started with forkserver instead of fork.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 25}
@@ -120,7 +140,7 @@ class FrankaVisualReacher(RTRLBaseEnv):
         windows = {name: sensor.window_len for name, sensor in cfg.extra_sensors.items()}
         super().__init__(task, _make_communicators(cfg), dt=cfg.dt, windows=windows, run_mode=cfg.run_mode,
                          max_episode_steps=cfg.episode_steps, pacing=cfg.pacing,
-                         realtime_priority=cfg.realtime_priority)
+                         realtime_priority=cfg.realtime_priority, freshness=cfg.freshness)
 
     def render(self) -> np.ndarray | None:
         """The newest camera frame, uint8 (H, W, 3), for render_mode="rgb_array"."""

@@ -7,6 +7,7 @@ and an episode request in) and one name per extra sensor. The env card is in
 """
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -78,6 +79,7 @@ class ReacherTask(Task):
         goal = jittered_home(rng, self.config.joints, self.config.home_jitter, np.array(self.config.home_pose))
 
         def read_state() -> tuple[np.ndarray, np.ndarray]:
+            devices.check_fresh("robot")  # a hung arm stops the reset at once, not after a stall
             state, _ = devices.latest("robot")
             return state[Q], state[DQ]
 
@@ -123,3 +125,16 @@ class ReacherTask(Task):
     def stop_commands(self) -> dict[str, np.ndarray]:
         """Zero joint velocity for the arm."""
         return {"robot": np.zeros(NUM_JOINTS)}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The polling loop's process receives this task pickled (it starts with forkserver or
+        # spawn). It runs sense() and actuate() only, never the factories that built the
+        # communicators, and those are often lambdas, which do not pickle: leave them behind.
+        state = self.__dict__.copy()
+        config = copy.copy(self.config)
+        config.camera = config.target_communicator = None
+        config.extra_sensors = {key: copy.copy(sensor) for key, sensor in config.extra_sensors.items()}
+        for sensor in config.extra_sensors.values():
+            sensor.make = None
+        state["config"] = config
+        return state

@@ -109,12 +109,23 @@ def test_timing_report_after_a_short_run(envs):
 
 
 BAD_ACTIONS = [
-    pytest.param([np.nan, 0.0], "action[0]=nan is not finite", id="nan"),
-    pytest.param([0.0, np.inf], "action[1]=inf is not finite", id="inf"),
-    pytest.param([0.1, 0.2, 0.3], "action has shape (3,), expected (2,)", id="too-long"),
+    pytest.param(np.array([np.nan, 0.0]), "action[0]=nan is not finite", id="nan"),
+    pytest.param(np.array([0.0, np.inf]), "action[1]=inf is not finite", id="inf"),
+    pytest.param(np.array([0.1, 0.2, 0.3]), "action has shape (3,), expected (2,)", id="too-long"),
     pytest.param([[0.1, 0.2]], "action has shape (1, 2), expected (2,)", id="wrong-rank"),
-    pytest.param([1.5, 0.0], "action[0]=1.5 is outside [-1, 1], the action space", id="out-of-bounds"),
+    pytest.param(np.array([1.5, 0.0]), "action[0]=1.5 is outside [-1, 1], the action space", id="out-of-bounds"),
+    pytest.param(["0.5", "0.5"], "action is a sequence holding '0.5' of type str", id="strings"),
+    pytest.param(np.array(["0.5", "0.5"]), "action is of dtype <U3 (strings; convert them to numbers first)",
+                 id="string-array"),
+    pytest.param(np.array([b"1", b"0"]), "action is of dtype |S1 (bytes", id="bytes-array"),
+    pytest.param(np.array([True, False]), "action is of dtype bool (booleans, which would become 0 and full speed)",
+                 id="bool-array"),
+    pytest.param([True, 0.5], "action is a sequence holding True of type bool", id="bool-in-list"),
+    pytest.param(np.array([0.5 + 1j, 0.0]), "action is of dtype complex128 (complex numbers; pass the real part",
+                 id="complex"),
+    pytest.param(np.array([0.5, None], dtype=object), "action is of dtype object (Python objects", id="object"),
 ]
+WHAT_TO_PASS = "expected a float or integer array of shape (2,) (e.g. np.zeros((2,), np.float32)) or a list of Python numbers"
 
 
 @pytest.mark.parametrize("run_mode", ["singlethread", "multiprocess"])
@@ -128,11 +139,37 @@ def test_bad_actions_raise_and_send_nothing(run_mode, envs):
         action, match = param.values
         before = [b.num_writes for b in buffers]
         with pytest.raises(ValueError, match=re.escape(match)) as caught:
-            env.step(np.array(action))
+            env.step(action)
         assert "nothing was sent" in str(caught.value)
+        if "action is" in match:
+            assert WHAT_TO_PASS in str(caught.value)
         assert [b.num_writes for b in buffers] == before, f"{param.id}: something was sent"
     obs = env.step(ACTION)[0]
     assert np.allclose(obs[ECHO], ACTION), "a rejected action reached the communicator"
+
+
+def test_a_torch_tensor_that_requires_grad_is_refused_and_one_without_grad_is_taken(envs):
+    torch = pytest.importorskip("torch")
+    env = envs(run_mode="singlethread")
+    env.reset()
+    buffer = env.devices["toy"].actuator_buffer
+    before = buffer.num_writes
+    with pytest.raises(ValueError, match=re.escape("action is a torch tensor of dtype torch.float32 that requires "
+                                                   "grad; pass action.detach().cpu().numpy()")):
+        env.step(torch.tensor([0.5, -0.25], requires_grad=True))
+    assert buffer.num_writes == before, "the refused tensor was sent"
+    env.step(torch.tensor([0.5, -0.25]))
+    assert np.allclose(buffer.latest()[0], ACTION)
+
+
+@pytest.mark.parametrize("action", [[1, 0], np.array([1, 0], np.int64), np.array([1, 0], np.uint8),
+                                    np.array([0.5, -0.25], np.float32), (0.5, -0.25), [np.float32(0.5), -0.25]],
+                         ids=["int-list", "int64", "uint8", "float32", "tuple", "numpy-scalars"])
+def test_integer_and_float_actions_and_lists_of_numbers_are_taken(action, envs):
+    env = envs(run_mode="singlethread")
+    env.reset()
+    env.step(action)
+    assert np.allclose(env.devices["toy"].actuator_buffer.latest()[0], np.asarray(action, np.float64))
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
@@ -336,3 +373,81 @@ def test_realtime_priority_runs_the_cycle_under_sched_fifo_and_close_gives_the_s
         if os.sched_getscheduler(0) != os.SCHED_OTHER:  # keep the other tests' timing honest
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
             pytest.fail("close() left the calling thread under SCHED_FIFO")
+
+
+class _BrokenStopTask(FlatToyTask):
+    """Its stop commands cannot be built: what a failed stop looks like to the env."""
+
+    MESSAGE = "stop command builder offline"
+
+    def stop_commands(self):
+        raise RuntimeError(self.MESSAGE)
+
+
+def test_a_failed_stop_command_at_close_is_logged_and_raised_after_everything_is_closed(caplog):
+    segments = own_segments()
+    env = RTRLBaseEnv(_BrokenStopTask(), {"toy": CounterSensor()}, dt=0.02)
+    env.reset()
+    env.step(ACTION)
+    pids = env_pids(env)
+    with caplog.at_level("ERROR", logger="rtrl_env.base_env"):
+        with pytest.raises(EnvError, match=re.escape(f"closing left errors: stop commands failed: {_BrokenStopTask.MESSAGE}")):
+            env.close()
+    assert any(_BrokenStopTask.MESSAGE in r.getMessage() and "could not be sent" in r.getMessage()
+               for r in caplog.records), "the failed stop was not logged"
+    assert wait_until(lambda: all_gone(pids), 2.0) and own_segments() == segments
+    env.close()  # raised once; closing again is quiet
+
+
+def test_a_failed_stop_after_a_crash_is_logged_and_named_in_the_failure(caplog):
+    env = RTRLBaseEnv(_BrokenStopTask(), {"toy": CrashOnDemand()}, dt=0.02, run_mode="singlethread")
+    try:
+        env.reset()
+        env.devices["toy"].crash()
+        with caplog.at_level("ERROR", logger="rtrl_env.base_env"):
+            with pytest.raises(EnvError, match=re.escape(f"(and the stop commands failed: {_BrokenStopTask.MESSAGE}")):
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    env.step(ACTION)
+        assert any(_BrokenStopTask.MESSAGE in r.getMessage() for r in caplog.records)
+    finally:
+        env.close()
+
+
+def test_a_failed_stop_on_a_stale_stream_is_said_in_the_error_and_raised_again_at_close():
+    from rtrl_env.freshness import FreshnessConfig
+
+    env = RTRLBaseEnv(_BrokenStopTask(), {"toy": CounterSensor()}, dt=0.02, windows={"toy": 2},
+                      freshness=FreshnessConfig(budget_s={"toy": 0.05}))
+    toy = env.devices["toy"]
+    try:
+        env.reset()
+        os.kill(toy.pid, signal.SIGSTOP)
+        with pytest.raises(EnvError, match=re.escape(f"the stop commands failed ({_BrokenStopTask.MESSAGE}; raised "
+                                                     "again at close)")):
+            for _ in range(100):
+                env.step(ACTION)
+        os.kill(toy.pid, signal.SIGCONT)
+        with pytest.raises(EnvError, match=re.escape(f"stop commands failed: {_BrokenStopTask.MESSAGE}")):
+            env.close()
+    finally:
+        if pid_alive(toy.pid):
+            os.kill(toy.pid, signal.SIGCONT)
+        env.close()
+
+
+def test_a_failed_stop_at_the_episode_end_raises_at_once_and_again_at_close(caplog):
+    env = RTRLBaseEnv(_BrokenStopTask(), {"toy": CounterSensor()}, dt=0.02, run_mode="singlethread",
+                      max_episode_steps=2)
+    try:
+        env.reset()
+        env.step(ACTION)
+        with caplog.at_level("ERROR", logger="rtrl_env.base_env"):
+            with pytest.raises(EnvError, match=re.escape("the episode ended but its stop commands failed: "
+                                                         f"{_BrokenStopTask.MESSAGE}")):
+                env.step(ACTION)
+        assert any(_BrokenStopTask.MESSAGE in r.getMessage() for r in caplog.records)
+        with pytest.raises(EnvError, match=re.escape(f"stop commands failed: {_BrokenStopTask.MESSAGE}")):
+            env.close()
+    finally:
+        env.close()

@@ -85,7 +85,7 @@ def test_capacity_keeps_the_newest_steps():
     record_steps(telemetry, 0.0, [math.nan, 0.041, 0.042, 0.043, 0.044], [0.001] * 5, [False] * 5)
     records = telemetry.records()
     assert telemetry.steps == 3 and set(records) == {"start", "period", "action_write", "obs_timestamp",
-                                                     "obs_age", "overrun"}
+                                                     "obs_age", "overrun", "stale_streams"}
     assert sorted(np.round(records["period"], 3).tolist()) == [0.042, 0.043, 0.044]
     telemetry.clear()
     assert telemetry.steps == 0

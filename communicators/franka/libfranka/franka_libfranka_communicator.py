@@ -13,6 +13,11 @@ Buffers (same layout as the sim and ROS backends):
     stats_buffer:    float64 (STATS_DIM,) counters (reflexes, missed cycles, watchdog, ...), see
                      `libfranka_control_loop`; read them with `stats()` / `reflex_count()`.
 
+Lost state: `raise_if_failed()` (which the env calls every step) fails once the newest state is
+older than `config.state_timeout` (100 ms) outside an automatic recovery; the env's own freshness
+check of the arm's state (at most 100 ms) stops the arm at the same time. libfranka alone took
+about 2 s to report a robot that stopped answering.
+
 Watchdog: a command older than `config.shaper.command_timeout` (default 100 ms) is replaced by zero
 velocity, reached along the jerk-limited ramp (about 0.2 s from 0.5 rad/s with the defaults), not by
 a step. Reflexes are recovered from automatically (`automatic_error_recovery`), logged with the
@@ -30,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from communicators.communicator import Communicator
-from communicators.errors import DeviceError
+from communicators.errors import CommunicatorError, DeviceError
 from communicators.franka.state import STATE_DIM
 from communicators.franka.libfranka.libfranka_config import LibfrankaConfig
 from communicators.franka.libfranka.libfranka_control_loop import (
@@ -40,6 +45,7 @@ from communicators.franka.libfranka.libfranka_control_loop import (
     STATS_MISSED_CYCLES,
     STATS_MOTION_LIMIT_REFLEXES,
     STATS_PICKUP_LATENCY,
+    STATS_RECOVERING,
     STATS_RECOVERY_TIME,
     STATS_REFLEXES,
     STATS_WATCHDOG,
@@ -49,6 +55,7 @@ from communicators.shared_buffer import SharedBuffer
 
 FrankaLibfrankaConfig = LibfrankaConfig
 """The same class under the name the env's backend table uses."""
+
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,7 @@ class LibfrankaStats:
         watchdog_active: the command is stale and the arm ramps to (or stays at) rest.
         pickup_latency: s from the newest command's timestamp to the cycle that took it.
         last_recovery_time: s the last automatic recovery took.
+        recovering: an automatic recovery is running now.
     """
 
     cycles: int
@@ -74,6 +82,7 @@ class LibfrankaStats:
     watchdog_active: bool
     pickup_latency: float
     last_recovery_time: float
+    recovering: bool = False
 
 
 class FrankaLibfrankaCommunicator(Communicator):
@@ -82,7 +91,8 @@ class FrankaLibfrankaCommunicator(Communicator):
     Args:
         config: robot address, command shaping, safety limits. There is no default: the robot's
             IP address must be given.
-        start_method: "fork", "spawn" or "forkserver"; the multiprocessing default if None.
+        start_method: "fork", "spawn" or "forkserver"; None:
+            `communicators.communicator.DEFAULT_START_METHOD` (never fork).
     """
 
     def __init__(self, config: LibfrankaConfig, start_method: str | None = None) -> None:
@@ -106,6 +116,7 @@ class FrankaLibfrankaCommunicator(Communicator):
             actuator_rate_hz=10.0,  # commands are read by the 1 kHz loop, not by the actuator thread
             actuator_timeout=None,  # the shaper's watchdog ramps to zero; a step would cause a reflex
             start_method=start_method,
+            expected_period_s=0.001,  # the robot's 1 kHz state, published by the control loop
         )
         self.stats_buffer = SharedBuffer(shape=(STATS_DIM,), dtype=np.float64, buffer_len=4)
         self._control_loop: LibfrankaControlLoop | None = None
@@ -178,7 +189,28 @@ class FrankaLibfrankaCommunicator(Communicator):
             watchdog_active=bool(values[STATS_WATCHDOG]),
             pickup_latency=float(values[STATS_PICKUP_LATENCY]),
             last_recovery_time=float(values[STATS_RECOVERY_TIME]),
+            recovering=bool(values[STATS_RECOVERING]),
         )
+
+    def raise_if_failed(self) -> None:
+        """Raises CommunicatorError if the child failed or died, or if the robot's state stopped coming.
+
+        The state check runs here, in the parent: while the robot or the network is gone,
+        pylibfranka's readOnce blocks in the child without releasing the GIL, so none of the
+        child's threads can notice (libfranka's own network timeout said so after about 2 s).
+        A state older than `config.state_timeout` outside an automatic recovery fails it.
+        """
+        super().raise_if_failed()
+        if self._popen is None or self._stopped or self.sensor_buffer.num_writes == 0:
+            return
+        age = time.monotonic() - self.sensor_buffer.latest()[1]
+        if age > self.config.state_timeout and not self.stats().recovering:
+            raise CommunicatorError(
+                f"communicator {self.name!r}: FrankaLibfranka({self.config.robot_ip}): no robot state for "
+                f"{age * 1e3:.0f} ms (state_timeout {self.config.state_timeout * 1e3:.0f} ms): the robot, "
+                "franka-sim or the network stopped answering; close the communicator (the arm gets no further "
+                "command; a real FR3 stops itself without commands)"
+            )
 
     def reflex_count(self) -> int:
         """Reflexes the robot raised and the loop recovered from so far."""

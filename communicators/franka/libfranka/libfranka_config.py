@@ -56,6 +56,10 @@ class LibfrankaConfig:
         stop_timeout: s; at shutdown the arm ramps to zero velocity for at most this long before
             the motion is finished.
         state_buffer_len: slots in the 1 kHz state ring buffer.
+        state_timeout: s without a new robot state (outside an automatic recovery) after which the
+            communicator's `raise_if_failed` fails, so the env stops; a real FR3 stops itself
+            sooner, after 20 ms without commands. franka-sim goes silent for about 0.6 s before it
+            reports a reflex, which this counts as a lost robot.
     """
 
     robot_ip: str
@@ -66,6 +70,7 @@ class LibfrankaConfig:
     recovery_timeout: float = 10.0
     stop_timeout: float = 1.0
     state_buffer_len: int = 64
+    state_timeout: float = 0.1
 
     def __post_init__(self) -> None:
         if not isinstance(self.robot_ip, str) or not self.robot_ip.strip():
@@ -84,7 +89,7 @@ class LibfrankaConfig:
                 f"LibfrankaConfig.realtime_priority={self.realtime_priority!r} must be None or an "
                 "int SCHED_FIFO priority in 1..99 (libfranka uses 80)"
             )
-        for name in ("recovery_timeout", "stop_timeout"):
+        for name in ("recovery_timeout", "stop_timeout", "state_timeout"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value > 0):
                 raise ValueError(f"LibfrankaConfig.{name}={value} s must be positive")

@@ -33,7 +33,7 @@ from communicators.shared_buffer import SharedBuffer
 
 logger = logging.getLogger(__name__)
 
-STATS_DIM = 8
+STATS_DIM = 9
 STATS_CYCLES = 0                # control cycles run
 STATS_MISSED_CYCLES = 1         # 1 ms cycles lost between two reads (robot time)
 STATS_REFLEXES = 2              # reflexes recovered from, all kinds
@@ -43,6 +43,7 @@ STATS_WATCHDOG = 5              # 1.0 while the command is stale and the arm ram
 STATS_PICKUP_LATENCY = 6        # s from the newest command's timestamp to the loop taking it (it
                                 # reaches the robot with the next cycle's answer, <= 1 ms later)
 STATS_RECOVERY_TIME = 7         # s the last recovery took
+STATS_RECOVERING = 8            # 1.0 while an automatic recovery runs (the state comes slower then)
 
 _REALTIME_FLAG = Path("/sys/kernel/realtime")
 
@@ -244,6 +245,16 @@ class LibfrankaControlLoop:
         self._recover(reason=message)
 
     def _recover(self, reason: str) -> None:
+        # Published at once: the parent does not count a recovery's slow state as a lost robot.
+        self._stats[STATS_RECOVERING] = 1.0
+        self._stats_buffer.write(self._stats, timestamp=time.monotonic())
+        try:
+            self._recover_until_done(reason)
+        finally:
+            self._stats[STATS_RECOVERING] = 0.0
+            self._stats_buffer.write(self._stats, timestamp=time.monotonic())
+
+    def _recover_until_done(self, reason: str) -> None:
         cfg = self.config
         logger.warning("FrankaLibfranka(%s): reflex, recovering automatically: %s", cfg.robot_ip, reason)
         start = time.monotonic()

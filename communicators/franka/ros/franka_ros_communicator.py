@@ -16,6 +16,14 @@ latest measured q before it is published, re-filtered at every actuator tick. Wa
 command arrived for `actuator_timeout` s (100 ms), the communicator publishes zero velocity.
 franka_ros_interface's own command timeout (0.2 s) then backs it up if this process dies.
 
+Stale state: once the newest joint_states is older than `state_timeout` less one actuator period,
+every command becomes zero velocity, so zero has gone out by `state_timeout` (100 ms) after the
+robot's last state; at `state_timeout` without a message the communicator fails (CommunicatorError
+in the parent, EnvError from the env). The ROS master: existing connections outlive it, so a dead
+master would go unnoticed; a health thread asks it for its pid every `master_check_period` s, and
+after `master_timeout` s without an answer the arm is commanded to zero velocity and the
+communicator fails, naming the master (about 1.3 s after it died, by default).
+
 Transport: `franka_interface.ArmInterface` sends the commands when it is importable (a catkin
 workspace with franka_ros_interface); otherwise rospy publishes the same JointCommand messages
 itself, with franka_core_msgs classes generated at run time (`msg_loader.py`). State is read from
@@ -74,7 +82,13 @@ class FrankaROSConfig:
         actuator_rate_hz: how often the latest (filtered) command is published, Hz.
         actuator_timeout: watchdog, s: older commands become zero velocity.
         connect_timeout: s to wait for the first joint_states and tip_state at start.
-        state_timeout: s without joint_states after which the communicator fails.
+        state_rate_hz: the rate the robot publishes joint_states at (franka_ros_interface: 1 kHz),
+            for the env's freshness check.
+        state_timeout: s without joint_states after which the communicator fails; commands are
+            zero velocity by then.
+        master_check_period: s between two health checks of the ROS master.
+        master_timeout: s without an answer from the ROS master after which the arm is commanded
+            to zero velocity and the communicator fails.
         auto_recover: publish an error-recovery goal when the robot reports a reflex.
         recovery_interval: s between recovery requests while the reflex persists.
         safety: limits of the shared safety filter.
@@ -87,7 +101,10 @@ class FrankaROSConfig:
     actuator_rate_hz: float = 100.0
     actuator_timeout: float = 0.1
     connect_timeout: float = 5.0
-    state_timeout: float = 1.0
+    state_rate_hz: float = 1000.0
+    state_timeout: float = 0.1
+    master_check_period: float = 0.25
+    master_timeout: float = 1.0
     auto_recover: bool = True
     recovery_interval: float = 1.0
     safety: SafetyLimits = field(default_factory=SafetyLimits)
@@ -102,10 +119,15 @@ class FrankaROSConfig:
             )
         T.FrankaTopics(self.namespace)
         self.transport = RosTransport(self.transport)
-        for name in ("actuator_rate_hz", "actuator_timeout", "connect_timeout", "state_timeout",
-                     "recovery_interval"):
+        for name in ("actuator_rate_hz", "actuator_timeout", "connect_timeout", "state_rate_hz", "state_timeout",
+                     "master_check_period", "master_timeout", "recovery_interval"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"FrankaROSConfig.{name}={getattr(self, name)} must be positive")
+        if self.state_timeout <= 1.0 / self.actuator_rate_hz:
+            raise ValueError(
+                f"FrankaROSConfig.state_timeout={self.state_timeout} s must be longer than one actuator "
+                f"period ({1.0 / self.actuator_rate_hz:.3f} s), which sends the zero velocity in time"
+            )
         if self.actuator_timeout < 2.0 / self.actuator_rate_hz:
             raise ValueError(
                 f"FrankaROSConfig.actuator_timeout={self.actuator_timeout} s is shorter than two "
@@ -119,7 +141,7 @@ class FrankaROSCommunicator(Communicator):
     Args:
         config: ROS master, namespace, rates, watchdog and safety limits.
         start_method: multiprocessing start method of the child ("fork", "spawn",
-            "forkserver"); None uses the platform default.
+            "forkserver"); None: `communicators.communicator.DEFAULT_START_METHOD` (never fork).
 
     Attributes:
         stats_buffer: SharedBuffer float64 (4,), see the module docstring.
@@ -139,6 +161,7 @@ class FrankaROSCommunicator(Communicator):
             actuator_rate_hz=self.config.actuator_rate_hz,
             actuator_timeout=self.config.actuator_timeout,
             start_method=start_method,
+            expected_period_s=1.0 / self.config.state_rate_hz,
         )
         self.stats_buffer = SharedBuffer(shape=(STATS_DIM,), dtype=np.float64, buffer_len=2)
 
@@ -180,7 +203,29 @@ class FrankaROSCommunicator(Communicator):
             rospy.Subscriber(self._topics.robot_state, rospy.AnyMsg, self._on_robot_state, **kw),
         ]
         self._link = make_command_link(cfg.transport, self._topics)
+        self._master_lost: str | None = None
+        self._master_watch = threading.Thread(target=self._watch_master, name="ros-master-health", daemon=True)
+        self._master_watch.start()
         self._wait_for_first_state()
+
+    def _watch_master(self) -> None:
+        # Its own thread: an XML-RPC call may block for its timeout, which neither loop can afford.
+        from communicators.franka.ros.ros_master import master_is_up
+
+        cfg = self.config
+        last_answer = time.monotonic()
+        while not self._stop_event.wait(cfg.master_check_period):
+            # A dead master refuses at once; a slow one (starved on a loaded machine) may take up
+            # to master_timeout to answer and still counts as alive.
+            if master_is_up(cfg.master_uri, timeout=cfg.master_timeout):
+                last_answer = time.monotonic()
+            elif time.monotonic() - last_answer > cfg.master_timeout:
+                self._master_lost = (
+                    f"FrankaROSCommunicator: the ROS master at {cfg.master_uri} has not answered for "
+                    f"{time.monotonic() - last_answer:.1f} s (master_timeout {cfg.master_timeout} s); the arm "
+                    "was commanded to zero velocity. Restart the master (roscore / franka_ros_interface) and the run"
+                )
+                return
 
     def _wait_for_first_state(self) -> None:
         deadline = time.monotonic() + self.config.connect_timeout
@@ -254,13 +299,18 @@ class FrankaROSCommunicator(Communicator):
         with self._cond:
             deadline = time.monotonic() + self.config.state_timeout
             while self._joint_seq == self._seen_seq:
+                if self._master_lost is not None:
+                    raise CommunicatorError(self._master_lost)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise CommunicatorError(
                         f"FrankaROSCommunicator: no joint_states on {self._topics.joint_states} "
-                        f"for {self.config.state_timeout} s; the robot or its ROS node stopped"
+                        f"for {self.config.state_timeout * 1e3:.0f} ms; the robot or its ROS node stopped, "
+                        "and the arm was commanded to zero velocity"
                     )
-                self._cond.wait(timeout=min(left, 0.05))
+                self._cond.wait(timeout=min(left, 0.01))
+            if self._master_lost is not None:
+                raise CommunicatorError(self._master_lost)
             self._seen_seq = self._joint_seq
             msg, recv, pose = self._joint_msg, self._joint_recv, self._tip_pose
         order = self._joint_order(tuple(msg.name))
@@ -307,8 +357,10 @@ class FrankaROSCommunicator(Communicator):
         now = time.monotonic()
         with self._cond:
             q, state_time, mode = self._q, self._state_time, self._robot_mode
-        if q is None or now - state_time > self.config.state_timeout:
-            dq = np.zeros(7)  # no fresh state to check the command against: stand still
+        # One actuator period early, so the zero has left by state_timeout after the last state.
+        stale_after = self.config.state_timeout - 1.0 / self.config.actuator_rate_hz
+        if q is None or now - state_time > stale_after or self._master_lost is not None:
+            dq = np.zeros(7)  # no fresh state to check the command against, or no master: stand still
         else:
             dq = self._filter.filter(q, dq_cmd)
         if mode in (T.ROBOT_MODE_REFLEX, T.ROBOT_MODE_USER_STOPPED):

@@ -124,6 +124,12 @@ class LocalRosMaster:
             shutil.rmtree(self.ros_home, ignore_errors=True)
             self.ros_home = None
 
+    def kill(self) -> None:
+        """SIGKILL the master at once, as a crash would (fault tests); `stop` still cleans up after."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout=5.0)
+
     def __enter__(self) -> "LocalRosMaster":
         return self.start()
 

@@ -153,6 +153,27 @@ def test_end_of_file_reaches_the_parent_naming_the_camera_and_the_fix(tmp_path, 
     assert comm.sensor_buffer.num_writes == 10
 
 
+def _damage(path, first, last):
+    """Overwrites the JPEG data of frames first..last-1 of an MJPG .avi with zeros, in place."""
+    data = bytearray(open(path, "rb").read())
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]  # JPEG SOI markers
+    assert len(starts) > last, "the test video has fewer frames than the damage needs"
+    data[starts[first]:starts[last]] = bytes(starts[last] - starts[first])
+    open(path, "wb").write(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("loop", [False, True], ids=["once", "loop"])
+def test_damaged_frames_are_told_apart_from_the_end_of_the_file(tmp_path, camera, loop):
+    path = _damage(make_video(tmp_path / "damaged.avi", n_frames=30, fps=100), first=10, last=20)
+    comm = camera(OpenCVCameraConfig(source=path, name="wrist", loop=loop))
+    _wait_for(lambda: _failure(comm) is not None, what="the damaged-file error")
+    message = str(_failure(comm))
+    assert (f"camera 'wrist' stopped: video file {path!r} is damaged at frame 11 of the 30 it holds "
+            "(it could not be read or decoded after 10 good frames); re-encode the file or use another one") in message
+    assert "ended" not in message and comm.sensor_buffer.num_writes == 10
+
+
 def test_loop_replays_the_file_from_the_start(tmp_path, camera):
     n_frames = 5
     path = make_video(tmp_path / "loop.avi", n_frames=n_frames, fps=100)

@@ -239,3 +239,20 @@ def test_an_arm_that_dies_while_homing_makes_reset_raise_env_error_and_frees_eve
         env.close()
     assert _descendants() - before == set()
     assert _segments() - segments == set()
+
+
+def test_the_env_card_states_the_homing_and_freshness_defaults_the_code_uses():
+    from rtrl_env.reacher.config import ARM_STATE_MAX_AGE_S, SIM_ALLOWANCE_S, FrankaVisualReacherConfig
+    from rtrl_env.reacher.env import FrankaVisualReacher
+    from rtrl_env.reacher.homing import HomingConfig
+
+    card = " ".join(FrankaVisualReacher.__doc__.split())
+    homing = HomingConfig()
+    assert (f"within {homing.tolerance:g} rad and slower than {homing.settle_velocity:g} rad/s" in card
+            and f"does not shrink by {homing.min_progress * 1e3:g} mrad for {homing.stall_timeout_s:g} s" in card)
+    assert f"at most {homing.max_velocity:g} rad/s" in card
+    real = FrankaVisualReacherConfig(backend="ros", robot_config=None).freshness
+    sim = FrankaVisualReacherConfig().freshness
+    assert f"{real.periods:g} of the stream's periods + {real.allowance_s:g} s" in card
+    assert f"the arm's state at most {ARM_STATE_MAX_AGE_S * 1e3:g} ms" in card and real.max_budget_s == {"robot": 0.1}
+    assert f"{sim.periods:g} periods + {SIM_ALLOWANCE_S:g} s" in card and sim.allowance_s == SIM_ALLOWANCE_S

@@ -21,6 +21,10 @@ from tests.support.processes import wait_for
 pytestmark = pytest.mark.timeout(90)
 
 ENV_PERIOD = 0.04  # the env's 25 Hz action cycle
+SHARED_MACHINE_STATE_TIMEOUT_S = 2.0
+"""state_timeout for the tests of other behaviour than the state timeout itself (whose default, 100 ms,
+test_a_robot_that_stops_sending_state_... tests): franka-sim goes silent for about 0.6 s before it
+reports a reflex, and a loaded machine causes communication reflexes of its own."""
 
 
 def _wait_for(condition, timeout=10.0, what="condition"):
@@ -49,7 +53,9 @@ def _drive(arm, commands):
 
 @pytest.fixture(params=["fork", "spawn"], ids=["fork", "spawn"])
 def any_start_arm(franka_sim, request):
-    comm = FrankaLibfrankaCommunicator(LibfrankaConfig(robot_ip=franka_sim.host), start_method=request.param)
+    comm = FrankaLibfrankaCommunicator(LibfrankaConfig(robot_ip=franka_sim.host,
+                                                       state_timeout=SHARED_MACHINE_STATE_TIMEOUT_S),
+                                       start_method=request.param)
     comm.start()
     comm.wait_for_state(timeout=30.0)
     yield comm
@@ -58,7 +64,8 @@ def any_start_arm(franka_sim, request):
 
 @pytest.fixture
 def arm(franka_sim):
-    comm = FrankaLibfrankaCommunicator(LibfrankaConfig(robot_ip=franka_sim.host))
+    comm = FrankaLibfrankaCommunicator(LibfrankaConfig(robot_ip=franka_sim.host,
+                                                       state_timeout=SHARED_MACHINE_STATE_TIMEOUT_S))
     comm.start()
     comm.wait_for_state(timeout=20.0)
     yield comm
@@ -298,3 +305,32 @@ def _try_connect(pylibfranka, host):
         return pylibfranka.Robot(host, pylibfranka.RealtimeConfig.kIgnore)
     except (pylibfranka.NetworkException, pylibfranka.CommandException):
         return None
+
+
+@pytest.mark.parametrize("fault", [signal.SIGSTOP, signal.SIGKILL], ids=["robot-hangs", "robot-dies"])
+def test_a_robot_that_stops_sending_state_fails_the_communicator_within_its_state_timeout(franka_sim, fault):
+    config = LibfrankaConfig(robot_ip=franka_sim.host)
+    comm = FrankaLibfrankaCommunicator(config)
+    comm.start()
+    try:
+        comm.wait_for_state(timeout=20.0)
+        _drive(comm, _step_commands(0.5, amplitude=0.2))
+        faulted = time.monotonic()
+        os.kill(franka_sim.pid, fault)
+        failure = None
+        while failure is None and time.monotonic() < faulted + 10:
+            try:
+                comm.raise_if_failed()
+            except CommunicatorError as err:
+                failure = err
+            time.sleep(0.002)
+        took = time.monotonic() - faulted
+    finally:
+        if fault == signal.SIGSTOP:
+            os.kill(franka_sim.pid, signal.SIGCONT)
+        comm.close()
+    assert failure is not None, "the communicator never noticed its robot stopped"
+    assert re.search(rf"FrankaLibfranka\({re.escape(franka_sim.host)}\): (no robot state for \d+ ms \(state_timeout "
+                     r"100 ms\)|lost the connection)", str(failure)), failure
+    # state_timeout, the 50 Hz health check, and 0.1 s for scheduling on the shared machine
+    assert took <= config.state_timeout + 0.02 + 0.1, f"noticed {took:.3f} s after the robot stopped"

@@ -20,12 +20,17 @@ def _make_env(host: str, episode_length_s: float):
     from communicators.sim.sim_camera_communicator import SimCameraCommunicator, SimCameraConfig
     from communicators.sim.sim_target_communicator import SimTargetCommunicator
     from communicators.target.target_motion import TargetConfig
+    from rtrl_env.freshness import FreshnessConfig
 
     camera_config = SimCameraConfig(width=160, height=120, fps=30)
+    # The episodes are under test here, not the 100 ms defaults: franka-sim goes silent for about
+    # 0.6 s before it reports a reflex, and a loaded machine causes communication reflexes.
+    timeout = 2.0
     return gymnasium.make(
         "FrankaVisualReacher2-v0",
         backend="libfranka",
-        robot_config=LibfrankaConfig(robot_ip=host),
+        robot_config=LibfrankaConfig(robot_ip=host, state_timeout=timeout),
+        freshness=FreshnessConfig(budget_s={"robot": timeout}),
         camera=lambda built: SimCameraCommunicator(
             camera_config, built["robot"].sensor_buffer, built["target"].sensor_buffer),
         target_communicator=lambda built: SimTargetCommunicator(TargetConfig(seed=0)),

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from ros_test_helpers import requires_ros, ros_env_for, running_bridge, wait_for
+from ros_test_helpers import SHARED_MACHINE_STATE_TIMEOUT_S, requires_ros, ros_env_for, running_bridge, wait_for
 
 from communicators.franka.kinematics import READY_POSE, fk, jacobian
 from communicators.franka.safety import SafetyLimits
@@ -26,6 +26,7 @@ RATE_HZ = 500.0  # bridge rate in most tests: gentler on a shared 2-core machine
 def _communicator(master, start_method=None, **overrides):
     from communicators.franka.ros.franka_ros_communicator import FrankaROSCommunicator, FrankaROSConfig
 
+    overrides.setdefault("state_timeout", SHARED_MACHINE_STATE_TIMEOUT_S)
     config = FrankaROSConfig(master_uri=master.uri, ros_ip="127.0.0.1", transport="rospy",
                              **overrides)
     return FrankaROSCommunicator(config, start_method=start_method)

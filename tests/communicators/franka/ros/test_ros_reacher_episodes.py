@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from ros_test_helpers import requires_ros, running_bridge, wait_for
+from ros_test_helpers import SHARED_MACHINE_STATE_TIMEOUT_S, requires_ros, running_bridge, wait_for
 
 pytestmark = [requires_ros, pytest.mark.timeout(240)]
 
@@ -23,12 +23,16 @@ def _make_env(master, episode_length_s: float):
     from communicators.sim.sim_camera_communicator import SimCameraCommunicator, SimCameraConfig
     from communicators.sim.sim_target_communicator import SimTargetCommunicator
     from communicators.target.target_motion import TargetConfig
+    from rtrl_env.freshness import FreshnessConfig
 
     camera_config = SimCameraConfig(width=160, height=120, fps=30)
+    timeout = SHARED_MACHINE_STATE_TIMEOUT_S  # the episodes are under test here, not the 100 ms defaults
     return gymnasium.make(
         "FrankaVisualReacher2-v0",
         backend="ros",
-        robot_config=FrankaROSConfig(master_uri=master.uri, ros_ip="127.0.0.1", transport="rospy"),
+        robot_config=FrankaROSConfig(master_uri=master.uri, ros_ip="127.0.0.1", transport="rospy",
+                                     state_timeout=timeout),
+        freshness=FreshnessConfig(budget_s={"robot": timeout}),
         camera=lambda built: SimCameraCommunicator(
             camera_config, built["robot"].sensor_buffer, built["target"].sensor_buffer),
         target_communicator=lambda built: SimTargetCommunicator(TargetConfig(seed=0)),
@@ -86,8 +90,8 @@ def test_the_sim_camera_renders_the_arm_pose_the_ros_backend_publishes(ros_maste
         raise AssertionError("the camera published no new frame")
 
     with running_bridge(ros_master, "--rate-hz", "500"):
-        robot = FrankaROSCommunicator(FrankaROSConfig(master_uri=ros_master.uri,
-                                                      ros_ip="127.0.0.1", transport="rospy"))
+        robot = FrankaROSCommunicator(FrankaROSConfig(master_uri=ros_master.uri, ros_ip="127.0.0.1", transport="rospy",
+                                                      state_timeout=SHARED_MACHINE_STATE_TIMEOUT_S))
         target = SimTargetCommunicator(TargetConfig(mode="static"))
         camera = SimCameraCommunicator(SimCameraConfig(camera="scene", fps=20),
                                        robot.sensor_buffer, target.sensor_buffer)

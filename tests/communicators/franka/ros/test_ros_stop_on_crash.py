@@ -24,7 +24,7 @@ DRIVER = textwrap.dedent("""
     import numpy as np
     from communicators.franka.ros.franka_ros_communicator import FrankaROSCommunicator, FrankaROSConfig
     comm = FrankaROSCommunicator(FrankaROSConfig(master_uri=sys.argv[1], ros_ip="127.0.0.1",
-                                                 transport="rospy"))
+                                                 transport="rospy", state_timeout=1.0))  # loaded test machine
     comm.start()
     try:
         while comm.sensor_buffer.num_writes == 0:
