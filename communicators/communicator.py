@@ -1,10 +1,12 @@
 """The communicator: one process per device, exchanging data through shared ring buffers.
 
 A communicator polls its device into ``sensor_buffer`` and sends the commands it finds in
-``actuator_buffer``. It keeps SenseAct's plug-in contract, so a SenseAct communicator ports by
-changing its imports, and adds what real robots need: fixed-rate loops paced by deadlines, a
-stale-command watchdog, device resources opened in the child, crash reports that reach the
-parent with the child's traceback, and an exit within a second of the parent's death.
+``actuator_buffer``, through public hooks a device class implements (``read_sensor``,
+``send_command``, ``on_command_timeout``, ``open_device``, ``close_device``). It adds what real
+robots need: fixed-rate loops paced by deadlines, a stale-command watchdog, device resources
+opened in the child, crash reports that reach the parent with the child's traceback, and an exit
+within a second of the parent's death. SenseAct's underscore hooks are mapped onto these by
+``communicators.senseact``.
 """
 
 from __future__ import annotations
@@ -67,18 +69,23 @@ def _make_buffer(args: dict[str, Any]) -> SharedBuffer:
 class Communicator(multiprocessing.Process):
     """Base class of all device communicators (a ``multiprocessing.Process``).
 
-    Hooks to implement (all run in the child process):
+    Hooks to implement (every one runs in the communicator's own child process, never in the
+    process that built it):
 
-    * ``_sensor_handler()``: read the device once and ``self.sensor_buffer.write(data, timestamp)``.
-      With ``sensor_rate_hz`` set it is called once per period; otherwise in a tight loop, and it
-      should block on the device.
-    * ``_actuator_handler()``: take the newest command from ``self.actuator_buffer`` and send it.
-    * ``_on_actuator_timeout()``: called instead of ``_actuator_handler`` on every actuator tick
-      while no new command has arrived for ``actuator_timeout`` seconds (and before the first
-      command), and once at shutdown. A robot commands zero velocity here.
-    * ``_open_device()`` / ``_close_device()``: open and release sockets, cameras and GL
-      contexts. They run in the child because such handles do not survive a fork and cannot be
-      pickled for spawn.
+    * ``open_device()``: the child's main thread, once, before either loop starts. Open sockets,
+      cameras, GL contexts and simulators here: such handles do not survive a fork and cannot be
+      pickled for spawn. Default: nothing.
+    * ``read_sensor()``: the child's sensor thread. Read the device once and
+      ``self.sensor_buffer.write(data, timestamp)``. With ``sensor_rate_hz`` set it is called once
+      per period; otherwise back to back, and it should block on the device.
+    * ``send_command()``: the child's actuator thread, on every actuator tick while commands are
+      fresh: take the newest command from ``self.actuator_buffer`` and send it.
+    * ``on_command_timeout()``: the child's actuator thread, on every tick instead of
+      ``send_command`` while no command is fresh (none yet, or none new for ``actuator_timeout``
+      seconds), and once more from the main thread at shutdown. A
+      robot commands zero velocity here. Default: nothing.
+    * ``close_device()``: the child's main thread, once, after both loops have stopped (also after
+      a failure). Default: nothing.
 
     Args:
         sensor_args: ``SharedBuffer`` arguments of the sensor buffer, SenseAct form
@@ -89,8 +96,8 @@ class Communicator(multiprocessing.Process):
         use_actuator: run the actuator loop and create ``actuator_buffer``.
         sensor_rate_hz: sensor loop rate in Hz; None calls the handler back to back.
         actuator_rate_hz: actuator loop rate in Hz; None calls the handler back to back.
-        actuator_timeout: seconds without a new command after which ``_on_actuator_timeout``
-            replaces ``_actuator_handler``; None disables the watchdog.
+        actuator_timeout: seconds without a new command after which ``on_command_timeout``
+            replaces ``send_command``; None disables the watchdog.
         name: a name for messages; the class name if None.
         start_method: ``fork``, ``spawn`` or ``forkserver``; the multiprocessing default if None.
     """
@@ -130,20 +137,22 @@ class Communicator(multiprocessing.Process):
 
     # ===== Hooks to implement =====
 
-    def _sensor_handler(self) -> None:
-        raise NotImplementedError(f"{type(self).__name__} uses a sensor but does not implement _sensor_handler")
+    def read_sensor(self) -> None:
+        """Reads the device once into ``sensor_buffer`` (child's sensor thread)."""
+        raise NotImplementedError(f"{type(self).__name__} uses a sensor but does not implement read_sensor")
 
-    def _actuator_handler(self) -> None:
-        raise NotImplementedError(f"{type(self).__name__} uses an actuator but does not implement _actuator_handler")
+    def send_command(self) -> None:
+        """Sends the newest command of ``actuator_buffer`` to the device (child's actuator thread)."""
+        raise NotImplementedError(f"{type(self).__name__} uses an actuator but does not implement send_command")
 
-    def _on_actuator_timeout(self) -> None:
-        """Commands went stale. The default does nothing; robots override it to stop."""
+    def on_command_timeout(self) -> None:
+        """Commands are stale (child's actuator thread, and once at shutdown). Robots stop here."""
 
-    def _open_device(self) -> None:
-        """Opens the device in the child process."""
+    def open_device(self) -> None:
+        """Opens the device (child's main thread, before the loops start)."""
 
-    def _close_device(self) -> None:
-        """Releases the device in the child process."""
+    def close_device(self) -> None:
+        """Releases the device (child's main thread, after the loops stopped)."""
 
     # ===== Parent side =====
 
@@ -240,7 +249,7 @@ class Communicator(multiprocessing.Process):
         self._stats_time = 0.0
         self._thread_error: BaseException | None = None
         try:
-            self._open_device()
+            self.open_device()
             sensor = threading.Thread(target=self._loop, args=("sensor",), daemon=True) if self.use_sensor else None
             actuator = threading.Thread(target=self._loop, args=("actuator",), daemon=True) if self.use_actuator else None
             for thread in (sensor, actuator):
@@ -251,7 +260,7 @@ class Communicator(multiprocessing.Process):
                 # Command the stop as soon as the actuator loop is out, before waiting on a sensor
                 # read that may block: the parent's patience is finite.
                 actuator.join(_THREAD_JOIN_S)
-                self._on_actuator_timeout()
+                self.on_command_timeout()
             if sensor is not None:
                 sensor.join(_THREAD_JOIN_S)
             if self._thread_error is not None:
@@ -264,7 +273,7 @@ class Communicator(multiprocessing.Process):
                     self._shutdown_device()
                 finally:
                     os._exit(1)
-        self._close_device()
+        self.close_device()
 
     def _supervise(self) -> None:
         # The parent died if this process was re-parented (fork, spawn), or if the pipe the parent
@@ -278,7 +287,7 @@ class Communicator(multiprocessing.Process):
 
     def _loop(self, which: str) -> None:
         rate = self.sensor_rate_hz if which == "sensor" else self.actuator_rate_hz
-        tick = self._sensor_handler if which == "sensor" else self._actuator_tick
+        tick = self.read_sensor if which == "sensor" else self._actuator_tick
         pacer = Pacer(1.0 / rate) if rate else None
         if which == "actuator":
             self._last_command_count, self._last_command_time = 0, time.monotonic()
@@ -302,9 +311,9 @@ class Communicator(multiprocessing.Process):
         if stale:
             if not self._stale:  # count each stale spell once
                 self._count("watchdog_trips")
-            self._on_actuator_timeout()
+            self.on_command_timeout()
         else:
-            self._actuator_handler()
+            self.send_command()
         self._stale = stale
 
     def _count(self, field: str) -> None:
@@ -329,6 +338,6 @@ class Communicator(multiprocessing.Process):
     def _shutdown_device(self) -> None:
         try:
             if self.use_actuator:
-                self._on_actuator_timeout()  # leave the device commanded to stop
+                self.on_command_timeout()  # leave the device commanded to stop
         finally:
-            self._close_device()
+            self.close_device()

@@ -110,11 +110,11 @@ class PollingLoop(Communicator):
         self._realtime = (realtime_priority, cpu_affinity)
         self.codec = codec
 
-    def _open_device(self) -> None:
+    def open_device(self) -> None:
         # The loop that carries actions to the actuators gets the env's real-time priority too.
         enable_realtime(*self._realtime)
 
-    def _sensor_handler(self) -> None:
+    def read_sensor(self) -> None:
         polled = self._poller.poll()
         if polled is None:
             time.sleep(self.sleep_time)
@@ -122,14 +122,14 @@ class PollingLoop(Communicator):
         sensation, timestamp = polled
         self.sensor_buffer.write(self.codec.pack(sensation), timestamp=timestamp)
 
-    def _actuator_handler(self) -> None:
+    def send_command(self) -> None:
         if not self.actuator_buffer.updated():
             time.sleep(self.sleep_time)
             return
         action, _, _ = self.actuator_buffer.read_update()
         send_commands(self._actuate(action[0]), self._actuator_buffers)
 
-    def _on_actuator_timeout(self) -> None:
+    def on_command_timeout(self) -> None:
         time.sleep(self.sleep_time)  # no action yet: nothing to actuate
 
 

@@ -130,7 +130,7 @@ class FrankaSimCommunicator(Communicator):
 
     # ----- hooks (run in the child process) -----
 
-    def _open_device(self) -> None:
+    def open_device(self) -> None:
         # MuJoCo state lives in the child: nothing of it is shared with the parent.
         self._physics = FrankaPhysics(self.config.physics)
         self._filter = SafetyFilter(self.config.safety)
@@ -146,12 +146,12 @@ class FrankaSimCommunicator(Communicator):
         self._next_stats = self._t0
         self._publish(self._t0)
 
-    def _close_device(self) -> None:
+    def close_device(self) -> None:
         physics = getattr(self, "_physics", None)
         if physics is not None:
             physics.set_joint_velocity(np.zeros(NUM_JOINTS))
 
-    def _actuator_handler(self) -> None:
+    def send_command(self) -> None:
         data, timestamps, _ = self.actuator_buffer.read_update()
         command = np.array(data[-1], dtype=np.float64)
         if not np.all(np.isfinite(command)):
@@ -159,13 +159,13 @@ class FrankaSimCommunicator(Communicator):
         with self._command_lock:
             self._command, self._command_time = command, float(timestamps[-1])
 
-    def _on_actuator_timeout(self) -> None:
-        if not hasattr(self, "_command_lock"):  # _open_device failed: there is no arm to stop
+    def on_command_timeout(self) -> None:
+        if not hasattr(self, "_command_lock"):  # open_device failed: there is no arm to stop
             return
         with self._command_lock:
             self._command = np.zeros(NUM_JOINTS)
 
-    def _sensor_handler(self) -> None:
+    def read_sensor(self) -> None:
         """One batch: wait for its deadline, step the physics up to wall time, publish."""
         if self._batch == 0 and self.config.fifo_priority is not None:
             self._use_fifo_scheduler()
