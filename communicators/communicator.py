@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ import numpy as np
 from communicators.errors import CommunicatorError
 from communicators.realtime import Pacer
 from communicators.shared_buffer import SharedBuffer
+from communicators.watchdog import CommandWatchdog
 
 _ERROR_BYTES = 16384
 _SUPERVISE_PERIOD_S = 0.05
@@ -60,10 +62,29 @@ class _StopFlag:
         return True
 
 
-def _make_buffer(args: dict[str, Any]) -> SharedBuffer:
-    args = dict(args)
-    args.setdefault("buffer_len", SharedBuffer.DEFAULT_BUFFER_LEN)
-    return SharedBuffer(**args)
+def close_all(processes: Iterable[Any]) -> list[str]:
+    """Stops processes together: asks every one to stop, then closes each, whatever fails.
+
+    The one cleanup path for a set of communicators (and polling loops): a failed start, a failed
+    construction and an env's close all come here. Their shutdowns overlap, and a process that
+    fails to close does not keep the others running.
+
+    Args:
+        processes: objects with ``request_stop()`` and ``close()`` (communicators, polling loops).
+
+    Returns:
+        One ``"name: error"`` line per process whose close raised; empty if all closed cleanly.
+    """
+    processes = list(processes)
+    for proc in processes:
+        proc.request_stop()  # all at once, so their shutdowns overlap
+    errors = []
+    for proc in processes:
+        try:
+            proc.close()
+        except Exception as err:  # noqa: BLE001 - close the others whatever happens
+            errors.append(f"{getattr(proc, 'name', type(proc).__name__)}: {err}")
+    return errors
 
 
 class Communicator(multiprocessing.Process):
@@ -81,23 +102,23 @@ class Communicator(multiprocessing.Process):
     * ``send_command()``: the child's actuator thread, on every actuator tick while commands are
       fresh: take the newest command from ``self.actuator_buffer`` and send it.
     * ``on_command_timeout()``: the child's actuator thread, on every tick instead of
-      ``send_command`` while no command is fresh (none yet, or none new for ``actuator_timeout``
-      seconds), and once more from the main thread at shutdown. A
+      ``send_command`` while no command is fresh (none yet, or the newest is older than
+      ``actuator_timeout`` by its timestamp), and once more from the main thread at shutdown. A
       robot commands zero velocity here. Default: nothing.
     * ``close_device()``: the child's main thread, once, after both loops have stopped (also after
       a failure). Default: nothing.
 
     Args:
-        sensor_args: ``SharedBuffer`` arguments of the sensor buffer, SenseAct form
-            (``array_len``, ``array_type``, ``np_array_type``, ``buffer_len``) or modern form
-            (``shape``, ``dtype``, ``buffer_len``).
+        sensor_args: ``SharedBuffer`` arguments of the sensor buffer (``shape``, ``dtype``,
+            ``buffer_len``).
         actuator_args: the same for the actuator buffer.
         use_sensor: run the sensor loop and create ``sensor_buffer``.
         use_actuator: run the actuator loop and create ``actuator_buffer``.
         sensor_rate_hz: sensor loop rate in Hz; None calls the handler back to back.
         actuator_rate_hz: actuator loop rate in Hz; None calls the handler back to back.
-        actuator_timeout: seconds without a new command after which ``on_command_timeout``
-            replaces ``send_command``; None disables the watchdog.
+        actuator_timeout: seconds a command stays fresh, from its timestamp; after that
+            ``on_command_timeout`` replaces ``send_command`` until a new one arrives (the watchdog,
+            communicators/watchdog.py). None: a command never goes stale.
         name: a name for messages; the class name if None.
         start_method: ``fork``, ``spawn`` or ``forkserver``; the multiprocessing default if None.
     """
@@ -127,13 +148,29 @@ class Communicator(multiprocessing.Process):
         self.sensor_rate_hz, self.actuator_rate_hz = sensor_rate_hz, actuator_rate_hz
         self.actuator_timeout = actuator_timeout
         self.start_method = start_method
-        self.sensor_buffer = _make_buffer(sensor_args) if use_sensor else None
-        self.actuator_buffer = _make_buffer(actuator_args) if use_actuator else None
+        self.sensor_buffer = self._make_buffer("sensor_args", sensor_args) if use_sensor else None
+        self.actuator_buffer = self._make_buffer("actuator_args", actuator_args) if use_actuator else None
         self._error_buffer = SharedBuffer(shape=(_ERROR_BYTES,), dtype=np.uint8, buffer_len=1)
         self._stats_buffer = SharedBuffer(shape=(len(_STATS_FIELDS),), dtype=np.int64, buffer_len=1)
         self._stop_event = _StopFlag()  # pickles under every start method; never blocks the parent
         self._owner_pid = os.getpid()
         self._stopped = False
+        self.sensor_pacer: Pacer | None = None
+        """Child side: the Pacer of the sensor loop (its ``lateness`` is the last wake-up's), or
+        None when ``sensor_rate_hz`` is None."""
+
+    buffer_class: type[SharedBuffer] = SharedBuffer
+    """The class of ``sensor_buffer`` and ``actuator_buffer`` (SenseAct's in communicators.senseact)."""
+
+    def _make_buffer(self, label: str, args: dict[str, Any] | None) -> SharedBuffer:
+        args = dict(args or {})
+        args.setdefault("buffer_len", self.buffer_class.DEFAULT_BUFFER_LEN)
+        try:
+            return self.buffer_class(**args)
+        except TypeError as err:
+            raise TypeError(f"{type(self).__name__}: {label}={args!r} are not SharedBuffer arguments ({err}); give "
+                            "shape=, dtype=, buffer_len=, or derive from communicators.senseact.Communicator for "
+                            "SenseAct's array_len=, array_type=, np_array_type=") from err
 
     # ===== Hooks to implement =====
 
@@ -194,6 +231,13 @@ class Communicator(multiprocessing.Process):
         """Tells the child to stop, without waiting (``close`` waits). Lets several stop at once."""
         self._stop_event.set()
 
+    def stop_requested(self) -> bool:
+        """True once the child was asked to stop (close, SIGTERM, the parent's death, a failure).
+
+        Either side may ask; a hook that loops inside itself (waiting for a device, say) checks it.
+        """
+        return self._stop_event.is_set()
+
     def close(self, timeout: float = 3.0) -> None:
         """Stops the child gracefully (stop flag, join), then terminates it. Idempotent.
 
@@ -227,7 +271,7 @@ class Communicator(multiprocessing.Process):
                     buf.close()
 
     def terminate(self) -> None:
-        """SenseAct compatibility: SenseAct envs call terminate() then join()."""
+        """Sends SIGTERM, on which the child stops gracefully; nothing if it is not running."""
         if self._popen is not None and self.is_alive():
             super().terminate()
 
@@ -289,9 +333,11 @@ class Communicator(multiprocessing.Process):
         rate = self.sensor_rate_hz if which == "sensor" else self.actuator_rate_hz
         tick = self.read_sensor if which == "sensor" else self._actuator_tick
         pacer = Pacer(1.0 / rate) if rate else None
-        if which == "actuator":
-            self._last_command_count, self._last_command_time = 0, time.monotonic()
-            self._stale = True
+        if which == "sensor":
+            self.sensor_pacer = pacer
+        else:
+            self.watchdog = CommandWatchdog(self.actuator_timeout)
+            self._commands_seen = 0
         try:
             while not self._stop_event.is_set():
                 tick()
@@ -305,16 +351,19 @@ class Communicator(multiprocessing.Process):
     def _actuator_tick(self) -> None:
         now = time.monotonic()
         count = self.actuator_buffer.num_writes
-        if count > self._last_command_count:
-            self._last_command_count, self._last_command_time = count, now
-        stale = count == 0 or (self.actuator_timeout is not None and now - self._last_command_time > self.actuator_timeout)
-        if stale:
-            if not self._stale:  # count each stale spell once
+        if count > self._commands_seen:
+            self._commands_seen = count
+            stamp = float(self.actuator_buffer.read(1)[1][0]) if self.actuator_timeout is not None else now
+            # A stamp from another clock (time.time(), say) or NaN would keep a command fresh for
+            # ever: such a command counts from now.
+            self.watchdog.command_arrived(stamp if stamp <= now else now)
+        trips = self.watchdog.trips
+        if self.watchdog.check(now):
+            if self.watchdog.trips > trips:
                 self._count("watchdog_trips")
             self.on_command_timeout()
         else:
             self.send_command()
-        self._stale = stale
 
     def _count(self, field: str) -> None:
         with self._counters_lock:

@@ -20,3 +20,7 @@ class CommunicatorError(RTRLError):
 
 class DeviceError(RTRLError):
     """A device (camera, video file, stream, target display) cannot be opened or stopped delivering."""
+
+
+class RealtimeError(DeviceError):
+    """Real-time scheduling (SCHED_FIFO, CPU pinning) was required and the system refused it."""

@@ -19,9 +19,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from communicators.communicator import Communicator
+from communicators.communicator import Communicator, close_all
 from communicators.errors import CommunicatorError
-from communicators.realtime import Pacer, PacingMode, enable_realtime
+from communicators.realtime import Pacer, PacingMode, enable_realtime, restore_scheduler, scheduler_state
 from rtrl_env.errors import EnvError
 from rtrl_env.polling_loop import PollingLoop, PollingThread, SensationPoller, send_commands
 from rtrl_env.sensation import SensationCodec
@@ -51,7 +51,8 @@ class RTRLBaseEnv(gym.Env):
         max_episode_steps: truncate episodes after this many steps; None never truncates.
         pacing: ``deadline`` (default: ``t0 + k * dt``, no drift) or ``relative`` (sleep dt minus
             the time used, as SenseAct and the seed pace; for comparison).
-        spin_s: seconds before a deadline at which sleeping stops and waiting spins.
+        spin_s: seconds before a deadline at which sleeping stops and waiting spins; None (the
+            default) learns it from how late sleeps wake (see communicators/realtime.py).
         sleep_time: the polling loop's idle sleep, seconds (bounds its added latency).
         realtime_priority: SCHED_FIFO priority (1..99) of the stepping thread and the polling
             loop; None keeps the normal scheduler. Falls back with one warning where not permitted.
@@ -72,7 +73,7 @@ class RTRLBaseEnv(gym.Env):
         run_mode: str = "multiprocess",
         max_episode_steps: int | None = None,
         pacing: PacingMode | str = PacingMode.DEADLINE,
-        spin_s: float = 0.0003,
+        spin_s: float | None = None,
         sleep_time: float = 0.0001,
         realtime_priority: int | None = None,
         cpu_affinity: set[int] | None = None,
@@ -93,12 +94,12 @@ class RTRLBaseEnv(gym.Env):
         self._dt, self._run_mode, self._max_episode_steps = float(dt), run_mode, max_episode_steps
         self._sleep_time, self._start_method = sleep_time, start_method
         self._realtime_priority, self._cpu_affinity = realtime_priority, cpu_affinity
-        self._caller_scheduler: tuple | None = None  # the stepping thread's scheduler before start()
+        self._caller_scheduler = None  # the stepping thread's scheduling before start()
         self._telemetry = CycleTelemetry(dt)
         self._poller: SensationPoller | None = None  # singlethread mode's inline loop
         self._codec: SensationCodec | None = None
         self._last_sensation: tuple[Any, float] | None = None
-        self._last_wake = math.nan
+        self._last_wake = self._write_time = math.nan
         self._episode_step = 0
         self._episode_running = False
         self._failure: EnvError | None = None
@@ -164,9 +165,9 @@ class RTRLBaseEnv(gym.Env):
                 comm.start()
             self._wait_for_first_data()
             self._start_loop()
-            if (self._realtime_priority is not None or self._cpu_affinity) and hasattr(os, "sched_getscheduler"):
+            if self._realtime_priority is not None or self._cpu_affinity:
                 # The stepping thread is the caller's: close() gives it its scheduler back.
-                self._caller_scheduler = (os.sched_getscheduler(0), os.sched_getparam(0), os.sched_getaffinity(0))
+                self._caller_scheduler = scheduler_state()
             enable_realtime(self._realtime_priority, self._cpu_affinity)
         except BaseException:
             self.close()
@@ -225,29 +226,18 @@ class RTRLBaseEnv(gym.Env):
                 errors.append(f"stop commands: {err}")
         self._running, self._closed, self._episode_running = False, True, False
         procs = ([self._loop] if self._loop is not None else []) + list(self._comms.values())
-        for proc in procs:
-            proc.request_stop()  # all at once: their shutdowns overlap
-        for proc in procs:
-            try:
-                proc.close()
-            except Exception as err:  # noqa: BLE001 - close the others whatever happens
-                errors.append(f"{proc.name}: {err}")
+        errors += close_all(procs)
         self._restore_caller_scheduler()  # after the processes: nothing may keep them running
         if errors:
             raise EnvError("closing left errors: " + "; ".join(errors))
 
     def _close_communicators(self) -> None:
-        for comm in self._comms.values():
-            if isinstance(comm, Communicator):  # a constructor error may be about a non-communicator
-                comm.close()
+        # A constructor error may be about a non-communicator: close only the real ones.
+        close_all(comm for comm in self._comms.values() if isinstance(comm, Communicator))
 
     def _restore_caller_scheduler(self) -> None:
-        if self._caller_scheduler is None:
-            return
-        policy, param, cpus = self._caller_scheduler
-        self._caller_scheduler = None
-        os.sched_setscheduler(0, policy, param)  # lowering one's own priority is always allowed
-        os.sched_setaffinity(0, cpus)
+        state, self._caller_scheduler = self._caller_scheduler, None
+        restore_scheduler(state)
 
     def __enter__(self) -> RTRLBaseEnv:
         self.start()
@@ -308,16 +298,8 @@ class RTRLBaseEnv(gym.Env):
         self._raise_if_failed()
         if not self._episode_running:
             raise EnvError(f"{self._label()}.step() before reset(), or after the episode ended: call reset() first")
-        write_time = time.monotonic()
-        if self._loop is not None:
-            self._loop.actuator_buffer.write(action, timestamp=write_time)
-        else:
-            send_commands(self.task.actuate(action), self._actuator_buffers())
-        overrun = self._pacer.wait()
-        wake = time.monotonic()
-        sensation, obs_time = self._sense()
-        period, self._last_wake = wake - self._last_wake, wake
-        timing = self._telemetry.record(wake, period, write_time, obs_time, overrun, self._pacer.grid_index)
+        self._send_action(action)
+        sensation, timing = self.sense_wait()
         self._episode_step += 1
         obs = self.task.observe(sensation, action)
         reward = float(self.task.reward(sensation, action))
@@ -328,6 +310,50 @@ class RTRLBaseEnv(gym.Env):
             self._send_stop_commands()  # do not leave the robot moving until its watchdog fires
         info = {**self.task.info(sensation, reward), "episode_step": self._episode_step, "timing": timing}
         return obs, reward, terminated, truncated, info
+
+    def act(self, action: Any) -> np.ndarray:
+        """Checks ``action`` and hands it to the devices now, without waiting: ``step``'s first half.
+
+        Runs in the agent's process. ``step(action)`` is ``act(action)``, ``sense_wait()``, then
+        the task's observe, reward and terminated; the two halves are public for agents that
+        split them (SenseAct's ``act``/``sense_wait``, rtrl_env/senseact.py).
+
+        Returns:
+            The action as sent (float64, the action space's shape).
+
+        Raises:
+            ValueError: the action is not an element of ``action_space``; nothing is sent.
+            EnvError: a process died, or the env was not started.
+        """
+        action = self._check_action(action)
+        self._raise_if_failed()
+        if not self._running:
+            raise EnvError(f"{self._label()}.act() before start() or reset(): the devices are not running")
+        self._send_action(action)
+        return action
+
+    def sense_wait(self) -> tuple[Any, dict[str, Any]]:
+        """Waits for the cycle's next deadline, then returns the freshest sensation: ``step``'s second half.
+
+        Runs in the agent's process; records the step's timing (see ``timing_report``).
+
+        Returns:
+            ``(sensation, timing)``: the task's sensation (before ``observe``) and the
+            ``info["timing"]`` dict of the cycle.
+        """
+        overrun = self._pacer.wait()
+        wake = time.monotonic()
+        sensation, obs_time = self.latest_sensation()
+        period, self._last_wake = wake - self._last_wake, wake
+        timing = self._telemetry.record(wake, period, self._write_time, obs_time, overrun, self._pacer.grid_index)
+        return sensation, timing
+
+    def latest_sensation(self) -> tuple[Any, float]:
+        """The freshest sensation, without waiting, and its timestamp (its stalest stream's).
+
+        Runs in the agent's process (in singlethread mode it polls the sensors first).
+        """
+        return self._sense()
 
     def timing_report(self) -> TimingReport:
         """p50/p90/p99/max of |period - dt|, overruns, drift and observation age so far."""
@@ -379,6 +405,13 @@ class RTRLBaseEnv(gym.Env):
         if polled is not None:  # else nothing new since the last step: the last one is still the newest
             self._last_sensation = polled
         return self._last_sensation
+
+    def _send_action(self, action: np.ndarray) -> None:
+        self._write_time = time.monotonic()
+        if self._loop is not None:
+            self._loop.actuator_buffer.write(action, timestamp=self._write_time)
+        else:
+            send_commands(self.task.actuate(action), self._actuator_buffers())
 
     def _send_stop_commands(self) -> None:
         send_commands(self.task.stop_commands(), self._actuator_buffers())
