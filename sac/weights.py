@@ -50,6 +50,10 @@ class VersionedArray:
         """Newest published version; 0 before the first publish."""
         return int(self._header[_VERSION])
 
+    def mid_write(self) -> bool:
+        """True while a publish is inside a slot (or a writer died inside one, until the next publish)."""
+        return self._seqlock.writing(0) or self._seqlock.writing(1)
+
     def publish(self, values: np.ndarray) -> int:
         """Writes a new version (writer process only). Returns its number (1, 2, ...)."""
         version = int(self._header[_VERSION]) + 1

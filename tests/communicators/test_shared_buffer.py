@@ -126,7 +126,7 @@ def test_reader_never_sees_a_half_written_slot(buffers):
     assert reads > 100 and len(seen) > 50, f"only {reads} reads of {len(seen)} distinct writes"
 
 
-# ----- reading semantics (SenseAct's own constructor and windows: tests/communicators/test_senseact.py) -----
+# ----- reading semantics (SenseAct's own constructor and windows: tests/communicators/test_senseact_communicator.py) -----
 
 def test_updated_is_set_by_a_write_and_cleared_by_read_update_only(buffers):
     buf = buffers(shape=(4,), dtype="d", buffer_len=3)
