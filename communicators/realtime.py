@@ -163,8 +163,9 @@ class Pacer:
 
     def _wait_until(self, deadline: float) -> None:
         wake = deadline - self.spin_s
-        if wake > time.monotonic():
-            self._sleep(wake - time.monotonic())
+        left = wake - time.monotonic()
+        if left > 0:
+            self._sleep(left)
             if self._margin is not None:
                 self._margin.observe(time.monotonic() - wake)
         while time.monotonic() < deadline:

@@ -22,13 +22,13 @@ from gymnasium import spaces
 from communicators.communicator import Communicator, close_all
 from communicators.errors import CommunicatorError
 from communicators.realtime import Pacer, PacingMode, enable_realtime, restore_scheduler, scheduler_state
+from rtrl_env.env_args import RUN_MODES, check_env_args, window_lengths  # noqa: F401 - RUN_MODES re-exported
 from rtrl_env.errors import EnvError
 from rtrl_env.polling_loop import PollingLoop, PollingThread, SensationPoller, send_commands
 from rtrl_env.sensation import SensationCodec
 from rtrl_env.task import Devices, Task
 from rtrl_env.timing import CycleTelemetry, TimingReport
 
-RUN_MODES = ("singlethread", "multithread", "multiprocess")
 _FIRST_DATA_TIMEOUT_S = 20.0
 
 
@@ -83,8 +83,11 @@ class RTRLBaseEnv(gym.Env):
         self._closed, self._running, self._loop = False, False, None
         self._owner_pid = os.getpid()
         try:
-            self._check_args(task, dt, run_mode, max_episode_steps)
-            self._windows = self._window_lengths(windows or {})
+            check_env_args(task, self._comms, dt, run_mode, max_episode_steps)
+            for name, comm in self._comms.items():
+                if comm.pid is None:
+                    comm.name = f"{name} ({type(comm).__name__})"  # two cameras of one class stay apart
+            self._windows = window_lengths(self._comms, windows or {})
             self._pacer = Pacer(dt, pacing, spin_s)
         except BaseException:
             self._close_communicators()
@@ -106,40 +109,6 @@ class RTRLBaseEnv(gym.Env):
         self.devices = Devices(self._comms, self._raise_if_failed)
 
     # ===== Construction =====
-
-    def _check_args(self, task: Task, dt: float, run_mode: str, max_episode_steps: int | None) -> None:
-        if not isinstance(task, Task):
-            raise TypeError(f"task must be a rtrl_env.task.Task, got {type(task).__name__}")
-        for attr in ("observation_space", "action_space"):
-            if not isinstance(getattr(task, attr, None), spaces.Space):
-                raise TypeError(f"{type(task).__name__}.{attr} must be a gymnasium space")
-        for name, comm in self._comms.items():
-            if not isinstance(comm, Communicator):
-                raise TypeError(f"communicator {name!r} is a {type(comm).__name__}, not a communicators.Communicator")
-            if comm.pid is None:
-                comm.name = f"{name} ({type(comm).__name__})"  # two cameras of one class stay apart
-        if run_mode not in RUN_MODES:
-            raise ValueError(f"run_mode={run_mode!r}; choose one of {RUN_MODES}")
-        if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt={dt!r} must be a positive number of seconds, e.g. dt=0.04")
-        if max_episode_steps is not None and not (isinstance(max_episode_steps, (int, np.integer))
-                                                  and max_episode_steps >= 1):
-            raise ValueError(f"max_episode_steps={max_episode_steps!r} must be a positive integer or None")
-
-    def _window_lengths(self, windows: Mapping[str, int]) -> dict[str, int]:
-        unknown = sorted(set(windows) - set(self._comms))
-        if unknown:
-            raise ValueError(f"windows names {unknown}, which are not communicators ({sorted(self._comms)})")
-        lengths = {}
-        for name, comm in self._comms.items():
-            if not comm.use_sensor:
-                continue
-            n = windows.get(name, 1)
-            if not (isinstance(n, (int, np.integer)) and 1 <= n <= comm.sensor_buffer.buffer_len):
-                raise ValueError(f"communicator {name!r}: window {n!r} must be an int between 1 and its sensor "
-                                 f"buffer_len={comm.sensor_buffer.buffer_len}")
-            lengths[name] = int(n)
-        return lengths
 
     def _sensor_buffers(self) -> dict:
         return {name: self._comms[name].sensor_buffer for name in self._windows}

@@ -171,9 +171,11 @@ def test_a_learned_margin_grows_to_cover_late_sleeps_and_wakes_on_time():
     assert extra <= learned.spin_s <= 0.005, f"margin {learned.spin_s * 1e3:.2f} ms does not cover a 1 ms oversleep"
     fixed = Pacer(0.01, spin_s=0.0, sleep=oversleeping(extra))
     fixed_late = lateness_of(fixed, 20)
-    # Medians: one wake-up can be late on a loaded machine whatever the margin.
-    assert np.median(fixed_late) >= 0.9 * extra, "the oversleeping sleep did not oversleep"
-    assert np.median(late) < 0.3 * extra, f"learned margin still wakes {np.median(late) * 1e3:.2f} ms late"
+    # Without a margin no wake-up can be on time; with the learned one most are. Counted loosely:
+    # other work on this machine can preempt any single wake-up, margin or not.
+    assert min(fixed_late) >= extra, "the oversleeping sleep did not oversleep"
+    on_time = sum(lateness < 0.0002 for lateness in late)
+    assert on_time >= len(late) // 4, f"only {on_time} of {len(late)} wake-ups within 0.2 ms of their deadline"
 
 
 def test_the_margin_shrinks_back_when_sleeps_wake_on_time_and_never_passes_its_cap():
