@@ -61,7 +61,7 @@ class SpinMargin:
         warmup: overshoots needed before the margin is learned.
     """
 
-    def __init__(self, cap: float, window: int = 200, quantile: float = 0.99, guard: float = 20e-6,
+    def __init__(self, cap: float, window: int = 400, quantile: float = 0.995, guard: float = 30e-6,
                  floor: float = 30e-6, warmup: int = 10) -> None:
         self.cap, self.quantile, self.guard = cap, quantile, guard
         self.floor, self.warmup = min(floor, cap), warmup
@@ -117,6 +117,7 @@ class Pacer:
         self._margin = SpinMargin(cap) if spin_s is None else None
         self._fixed_spin = 0.0 if spin_s is None else float(spin_s)
         self._sleep = sleep
+        self._overshoot: float | None = None  # of the last sleep, learned from at the next wait
         self.overruns = 0
         self.cycles = 0
         self.lateness = 0.0
@@ -149,6 +150,11 @@ class Pacer:
 
     def wait(self) -> bool:
         """Sleeps until the next wake-up. Returns True if that wake-up was already missed."""
+        if self._overshoot is not None:
+            # Learned now, far from the deadline, not right after the last one: the caller
+            # timestamps its wake-up at once, and even a few microseconds of numpy would show.
+            self._margin.observe(self._overshoot)
+            self._overshoot = None
         deadline = self.next_deadline
         now = time.monotonic()
         overrun = now > deadline
@@ -179,7 +185,7 @@ class Pacer:
         while (arrived := time.monotonic()) < deadline:
             pass
         if woke is not None and self._margin is not None:
-            self._margin.observe(woke - wake)  # after the deadline: learning takes none of the margin
+            self._overshoot = woke - wake
         return arrived
 
 
