@@ -337,6 +337,10 @@ class RTRLBaseEnv:
         """p50/p99/max of |period - dt|, overruns and drift of the cycle so far (the core env's)."""
         return self._env.timing_report()
 
+    def timing_records(self) -> dict[str, np.ndarray]:
+        """Every step's timing, one array per field (seconds; the core env's)."""
+        return self._env.timing_records()
+
     # ===== SenseAct's hooks: implement in the subclass =====
 
     def _reset_(self) -> None:

@@ -101,8 +101,11 @@ def test_act_sense_and_sense_wait_split_a_step_and_keep_the_cycle_on_its_grid(en
     assert obs[-2] > 0.02
     now_obs, _, _ = env.sense()
     assert now_obs.shape == obs.shape
-    report = env.timing_report()
-    assert report.steps >= 20 and abs(report.drift_ms) < 10.0, report
+    # On the grid t0 + k*dt: each wake-up's offset from the grid, whichever point it was; the median,
+    # since one wake-up can be late on a loaded machine.
+    starts = env.timing_records()["start"][-20:]
+    offsets = (starts - starts[0] + DT / 2) % DT - DT / 2
+    assert len(starts) == 20 and np.median(np.abs(offsets)) < 0.002, offsets
 
 
 def test_check_done_ends_the_episode_by_step_count_and_stepping_on_is_allowed(envs):
