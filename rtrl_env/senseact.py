@@ -252,7 +252,8 @@ class RTRLBaseEnv:
                            "sensors, so at least one setup needs use_sensor=True")
         self._task.next_reset = "none"  # start the cycle without running _reset_, as SenseAct's start
         try:
-            self._env.reset()
+            with self._closing_on_failure():
+                self._env.reset()
         finally:
             self._task.next_reset = "wait"
         self._running = True
@@ -270,7 +271,8 @@ class RTRLBaseEnv:
         self._ensure_running()
         self._task.next_reset = "wait" if blocking else "async"
         try:
-            self._env.reset()
+            with self._closing_on_failure():
+                self._env.reset()
         finally:
             self._task.next_reset = "wait"
         if not blocking and self._run_mode != "singlethread":

@@ -211,13 +211,14 @@ class _WrongLength(ServoReacherEnv):
         return [1.0, 2.0]
 
 
-def test_a_sensation_of_the_wrong_length_names_the_hook_and_the_layout():
+def test_a_sensation_of_the_wrong_length_names_the_hook_and_the_layout_and_closes_the_env():
+    before = child_pids()
     env = _WrongLength(run_mode="singlethread", dt=DT)
-    try:
-        with pytest.raises(ValueError, match=r"_compute_sensation_ returned 2 values; expected observation_dim \+ 2 = 5"):
-            env.start()
-    finally:
-        env.close()
+    with pytest.raises(ValueError, match=r"_compute_sensation_ returned 2 values; expected observation_dim \+ 2 = 5"):
+        env.start()
+    assert child_pids() == before, "a failed start left processes running"
+    with pytest.raises(EnvError, match="_compute_sensation_ returned 2 values"):
+        env.step(0)
 
 
 class _SensorOnly(Communicator):
