@@ -1,10 +1,12 @@
 """The communicator: one process per device, exchanging data through shared ring buffers.
 
 A communicator polls its device into ``sensor_buffer`` and sends the commands it finds in
-``actuator_buffer``. It keeps SenseAct's plug-in contract, so a SenseAct communicator ports by
-changing its imports, and adds what real robots need: fixed-rate loops paced by deadlines, a
-stale-command watchdog, device resources opened in the child, crash reports that reach the
-parent with the child's traceback, and an exit within a second of the parent's death.
+``actuator_buffer``, through public hooks a device class implements (``read_sensor``,
+``send_command``, ``on_command_timeout``, ``open_device``, ``close_device``). It adds what real
+robots need: fixed-rate loops paced by deadlines, a stale-command watchdog, device resources
+opened in the child, crash reports that reach the parent with the child's traceback, and an exit
+within a second of the parent's death. SenseAct's underscore hooks are mapped onto these by
+``communicators.senseact``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -25,6 +28,7 @@ from communicators import bootstrap
 from communicators.errors import CommunicatorError
 from communicators.realtime import Pacer
 from communicators.shared_buffer import SharedBuffer
+from communicators.watchdog import CommandWatchdog
 
 DEFAULT_START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 """How every communicator and the env's polling loop start their process unless told otherwise.
@@ -75,39 +79,63 @@ class _StopFlag:
         return True
 
 
-def _make_buffer(args: dict[str, Any]) -> SharedBuffer:
-    args = dict(args)
-    args.setdefault("buffer_len", SharedBuffer.DEFAULT_BUFFER_LEN)
-    return SharedBuffer(**args)
+def close_all(processes: Iterable[Any]) -> list[str]:
+    """Stops processes together: asks every one to stop, then closes each, whatever fails.
+
+    The one cleanup path for a set of communicators (and polling loops): a failed start, a failed
+    construction and an env's close all come here. Their shutdowns overlap, and a process that
+    fails to close does not keep the others running.
+
+    Args:
+        processes: objects with ``request_stop()`` and ``close()`` (communicators, polling loops).
+
+    Returns:
+        One ``"name: error"`` line per process whose close raised; empty if all closed cleanly.
+    """
+    processes = list(processes)
+    for proc in processes:
+        proc.request_stop()  # all at once, so their shutdowns overlap
+    errors = []
+    for proc in processes:
+        try:
+            proc.close()
+        except Exception as err:  # noqa: BLE001 - close the others whatever happens
+            errors.append(f"{getattr(proc, 'name', type(proc).__name__)}: {err}")
+    return errors
 
 
 class Communicator(multiprocessing.Process):
     """Base class of all device communicators (a ``multiprocessing.Process``).
 
-    Hooks to implement (all run in the child process):
+    Hooks to implement (every one runs in the communicator's own child process, never in the
+    process that built it):
 
-    * ``_sensor_handler()``: read the device once and ``self.sensor_buffer.write(data, timestamp)``.
-      With ``sensor_rate_hz`` set it is called once per period; otherwise in a tight loop, and it
-      should block on the device.
-    * ``_actuator_handler()``: take the newest command from ``self.actuator_buffer`` and send it.
-    * ``_on_actuator_timeout()``: called instead of ``_actuator_handler`` on every actuator tick
-      while no new command has arrived for ``actuator_timeout`` seconds (and before the first
-      command), and once at shutdown. A robot commands zero velocity here.
-    * ``_open_device()`` / ``_close_device()``: open and release sockets, cameras and GL
-      contexts. They run in the child because such handles do not survive a fork and cannot be
-      pickled for spawn.
+    * ``open_device()``: the child's main thread, once, before either loop starts. Open sockets,
+      cameras, GL contexts and simulators here: such handles do not survive a fork and cannot be
+      pickled for spawn. Default: nothing.
+    * ``read_sensor()``: the child's sensor thread. Read the device once and
+      ``self.sensor_buffer.write(data, timestamp)``. With ``sensor_rate_hz`` set it is called once
+      per period; otherwise back to back, and it should block on the device.
+    * ``send_command()``: the child's actuator thread, on every actuator tick while commands are
+      fresh: take the newest command from ``self.actuator_buffer`` and send it.
+    * ``on_command_timeout()``: the child's actuator thread, on every tick instead of
+      ``send_command`` while no command is fresh (none yet, or the newest is older than
+      ``actuator_timeout`` by its timestamp), and once more from the main thread at shutdown. A
+      robot commands zero velocity here. Default: nothing.
+    * ``close_device()``: the child's main thread, once, after both loops have stopped (also after
+      a failure). Default: nothing.
 
     Args:
-        sensor_args: ``SharedBuffer`` arguments of the sensor buffer, SenseAct form
-            (``array_len``, ``array_type``, ``np_array_type``, ``buffer_len``) or modern form
-            (``shape``, ``dtype``, ``buffer_len``).
+        sensor_args: ``SharedBuffer`` arguments of the sensor buffer (``shape``, ``dtype``,
+            ``buffer_len``).
         actuator_args: the same for the actuator buffer.
         use_sensor: run the sensor loop and create ``sensor_buffer``.
         use_actuator: run the actuator loop and create ``actuator_buffer``.
         sensor_rate_hz: sensor loop rate in Hz; None calls the handler back to back.
         actuator_rate_hz: actuator loop rate in Hz; None calls the handler back to back.
-        actuator_timeout: seconds without a new command after which ``_on_actuator_timeout``
-            replaces ``_actuator_handler``; None disables the watchdog.
+        actuator_timeout: seconds a command stays fresh, from its timestamp; after that
+            ``on_command_timeout`` replaces ``send_command`` until a new one arrives (the watchdog,
+            communicators/watchdog.py). None: a command never goes stale.
         name: a name for messages; the class name if None.
         start_method: ``fork``, ``spawn`` or ``forkserver``; :data:`DEFAULT_START_METHOD` if None.
         expected_period_s: seconds between two sensor slots the device delivers, for the env's
@@ -146,31 +174,49 @@ class Communicator(multiprocessing.Process):
         self.start_method = start_method or DEFAULT_START_METHOD
         self._expected_period_s = expected_period_s
         self._bootstrap_report = bootstrap.report_path(os.getpid(), next(_serials))
-        self.sensor_buffer = _make_buffer(sensor_args) if use_sensor else None
-        self.actuator_buffer = _make_buffer(actuator_args) if use_actuator else None
+        self.sensor_buffer = self._make_buffer("sensor_args", sensor_args) if use_sensor else None
+        self.actuator_buffer = self._make_buffer("actuator_args", actuator_args) if use_actuator else None
         self._error_buffer = SharedBuffer(shape=(_ERROR_BYTES,), dtype=np.uint8, buffer_len=1)
         self._stats_buffer = SharedBuffer(shape=(len(_STATS_FIELDS),), dtype=np.int64, buffer_len=1)
         self._stop_event = _StopFlag()  # pickles under every start method; never blocks the parent
         self._started_flag = _StopFlag()  # set when the child's run() begins: bootstrap is over
         self._owner_pid = os.getpid()
         self._stopped = False
+        self.sensor_pacer: Pacer | None = None
+        """Child side: the Pacer of the sensor loop (its ``lateness`` is the last wake-up's), or
+        None when ``sensor_rate_hz`` is None."""
+
+    buffer_class: type[SharedBuffer] = SharedBuffer
+    """The class of ``sensor_buffer`` and ``actuator_buffer`` (SenseAct's in communicators.senseact)."""
+
+    def _make_buffer(self, label: str, args: dict[str, Any] | None) -> SharedBuffer:
+        args = dict(args or {})
+        args.setdefault("buffer_len", self.buffer_class.DEFAULT_BUFFER_LEN)
+        try:
+            return self.buffer_class(**args)
+        except TypeError as err:
+            raise TypeError(f"{type(self).__name__}: {label}={args!r} are not SharedBuffer arguments ({err}); give "
+                            "shape=, dtype=, buffer_len=, or derive from communicators.senseact.Communicator for "
+                            "SenseAct's array_len=, array_type=, np_array_type=") from err
 
     # ===== Hooks to implement =====
 
-    def _sensor_handler(self) -> None:
-        raise NotImplementedError(f"{type(self).__name__} uses a sensor but does not implement _sensor_handler")
+    def read_sensor(self) -> None:
+        """Reads the device once into ``sensor_buffer`` (child's sensor thread)."""
+        raise NotImplementedError(f"{type(self).__name__} uses a sensor but does not implement read_sensor")
 
-    def _actuator_handler(self) -> None:
-        raise NotImplementedError(f"{type(self).__name__} uses an actuator but does not implement _actuator_handler")
+    def send_command(self) -> None:
+        """Sends the newest command of ``actuator_buffer`` to the device (child's actuator thread)."""
+        raise NotImplementedError(f"{type(self).__name__} uses an actuator but does not implement send_command")
 
-    def _on_actuator_timeout(self) -> None:
-        """Commands went stale. The default does nothing; robots override it to stop."""
+    def on_command_timeout(self) -> None:
+        """Commands are stale (child's actuator thread, and once at shutdown). Robots stop here."""
 
-    def _open_device(self) -> None:
-        """Opens the device in the child process."""
+    def open_device(self) -> None:
+        """Opens the device (child's main thread, before the loops start)."""
 
-    def _close_device(self) -> None:
-        """Releases the device in the child process."""
+    def close_device(self) -> None:
+        """Releases the device (child's main thread, after the loops stopped)."""
 
     # ===== Parent side =====
 
@@ -242,6 +288,13 @@ class Communicator(multiprocessing.Process):
         """Tells the child to stop, without waiting (``close`` waits). Lets several stop at once."""
         self._stop_event.set()
 
+    def stop_requested(self) -> bool:
+        """True once the child was asked to stop (close, SIGTERM, the parent's death, a failure).
+
+        Either side may ask; a hook that loops inside itself (waiting for a device, say) checks it.
+        """
+        return self._stop_event.is_set()
+
     def close(self, timeout: float = 3.0) -> None:
         """Stops the child gracefully (stop flag, join), then terminates it. Idempotent.
 
@@ -276,7 +329,7 @@ class Communicator(multiprocessing.Process):
             bootstrap.read_report(self._bootstrap_report, remove=True)  # the child may have left one
 
     def terminate(self) -> None:
-        """SenseAct compatibility: SenseAct envs call terminate() then join()."""
+        """Sends SIGTERM, on which the child stops gracefully; nothing if it is not running."""
         if self._popen is not None and self.is_alive():
             super().terminate()
 
@@ -300,7 +353,7 @@ class Communicator(multiprocessing.Process):
         self._stats_time = 0.0
         self._thread_error: BaseException | None = None
         try:
-            self._open_device()
+            self.open_device()
             sensor = threading.Thread(target=self._loop, args=("sensor",), daemon=True) if self.use_sensor else None
             actuator = threading.Thread(target=self._loop, args=("actuator",), daemon=True) if self.use_actuator else None
             for thread in (sensor, actuator):
@@ -311,7 +364,7 @@ class Communicator(multiprocessing.Process):
                 # Command the stop as soon as the actuator loop is out, before waiting on a sensor
                 # read that may block: the parent's patience is finite.
                 actuator.join(_THREAD_JOIN_S)
-                self._on_actuator_timeout()
+                self.on_command_timeout()
             if sensor is not None:
                 sensor.join(_THREAD_JOIN_S)
             if self._thread_error is not None:
@@ -324,7 +377,7 @@ class Communicator(multiprocessing.Process):
                     self._shutdown_device()
                 finally:
                     os._exit(1)
-        self._close_device()
+        self.close_device()
 
     def _supervise(self) -> None:
         # The parent died if this process was re-parented (fork, spawn), or if the pipe the parent
@@ -338,11 +391,13 @@ class Communicator(multiprocessing.Process):
 
     def _loop(self, which: str) -> None:
         rate = self.sensor_rate_hz if which == "sensor" else self.actuator_rate_hz
-        tick = self._sensor_handler if which == "sensor" else self._actuator_tick
+        tick = self.read_sensor if which == "sensor" else self._actuator_tick
         pacer = Pacer(1.0 / rate) if rate else None
-        if which == "actuator":
-            self._last_command_count, self._last_command_time = 0, time.monotonic()
-            self._stale = True
+        if which == "sensor":
+            self.sensor_pacer = pacer
+        else:
+            self.watchdog = CommandWatchdog(self.actuator_timeout)
+            self._commands_seen = 0
         try:
             while not self._stop_event.is_set():
                 tick()
@@ -356,16 +411,19 @@ class Communicator(multiprocessing.Process):
     def _actuator_tick(self) -> None:
         now = time.monotonic()
         count = self.actuator_buffer.num_writes
-        if count > self._last_command_count:
-            self._last_command_count, self._last_command_time = count, now
-        stale = count == 0 or (self.actuator_timeout is not None and now - self._last_command_time > self.actuator_timeout)
-        if stale:
-            if not self._stale:  # count each stale spell once
+        if count > self._commands_seen:
+            self._commands_seen = count
+            stamp = float(self.actuator_buffer.read(1)[1][0]) if self.actuator_timeout is not None else now
+            # A stamp from another clock (time.time(), say) or NaN would keep a command fresh for
+            # ever: such a command counts from now.
+            self.watchdog.command_arrived(stamp if stamp <= now else now)
+        trips = self.watchdog.trips
+        if self.watchdog.check(now):
+            if self.watchdog.trips > trips:
                 self._count("watchdog_trips")
-            self._on_actuator_timeout()
+            self.on_command_timeout()
         else:
-            self._actuator_handler()
-        self._stale = stale
+            self.send_command()
 
     def _count(self, field: str) -> None:
         with self._counters_lock:
@@ -389,6 +447,6 @@ class Communicator(multiprocessing.Process):
     def _shutdown_device(self) -> None:
         try:
             if self.use_actuator:
-                self._on_actuator_timeout()  # leave the device commanded to stop
+                self.on_command_timeout()  # leave the device commanded to stop
         finally:
-            self._close_device()
+            self.close_device()

@@ -22,6 +22,10 @@ class DeviceError(RTRLError):
     """A device (camera, video file, stream, target display) cannot be opened or stopped delivering."""
 
 
+class RealtimeError(DeviceError):
+    """Real-time scheduling (SCHED_FIFO, CPU pinning) was required and the system refused it."""
+
+
 class ConfigError(RTRLError, ValueError):
     """A setting has a value it cannot take (raised by config dataclasses on construction).
 

@@ -1,22 +1,38 @@
-"""Fixed-rate loop pacing on the monotonic clock, and optional real-time scheduling.
+"""Fixed-rate loop pacing on the monotonic clock, and real-time scheduling: the one copy of each.
 
-Two modes, so the benchmark can compare them on the same code path:
+Two pacing modes, so the benchmark can compare them on the same code path:
 
-* ``deadline`` (the default): the k-th wake-up is due at ``t0 + k * period``. Sleeping ends a
-  little before the deadline and a short wait finishes the job, so lateness does not accumulate
-  (no drift). After an overrun the next deadline is the next point on the grid: no burst of
-  catch-up cycles.
+* ``deadline`` (the default): the k-th wake-up is due at ``t0 + k * period``. Lateness does not
+  accumulate (no drift). After an overrun the next deadline is the next point on the grid: no
+  burst of catch-up cycles.
 * ``relative``: sleep ``period`` minus the time used since the last wake-up, as SenseAct and the
   seed do. Every late wake-up shifts the whole schedule, so it drifts.
+
+How a wait ends: it sleeps until a margin before the deadline, then spins on the clock to the
+deadline itself. The normal scheduler wakes a sleeper tens of microseconds late, and up to
+milliseconds late on a busy core; the spin absorbs that lateness, so a wake-up lands within
+microseconds of its deadline as long as the sleep overshoots by less than the margin. The margin
+is either fixed (``spin_s``) or learned (``spin_s=None``): a high quantile of the sleep overshoots
+seen in the last cycles, capped at 1 % of the period (at most 0.5 ms) so pacing stays cheap; a learning
+pacer also sets its thread's timer slack to 1 ns (``precise_timer_slack``), so that sleeps overshoot
+by tens of microseconds rather than up to the default 50 us slack plus the wake-up latency.
 """
 
 from __future__ import annotations
 
+import ctypes
 import enum
 import math
 import os
+import threading
 import time
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from communicators.errors import RealtimeError
 
 
 class PacingMode(str, enum.Enum):
@@ -30,14 +46,54 @@ class PacingMode(str, enum.Enum):
         raise ValueError(f"unknown pacing mode {value!r}; choose one of {[m.value for m in cls]}")
 
 
+class SpinMargin:
+    """Learns how long before a deadline sleeping must stop, from the sleeps' observed overshoot.
+
+    The margin is the ``quantile`` of the last ``window`` overshoots plus ``guard``, within
+    ``[floor, cap]``. Until ``warmup`` overshoots are seen it is ``cap``: start safe, then shrink.
+
+    Args:
+        cap: the largest margin, s (the most a cycle spins).
+        window: overshoots remembered.
+        quantile: which quantile of them the margin covers.
+        guard: s added to the quantile.
+        floor: the smallest margin, s.
+        warmup: overshoots needed before the margin is learned.
+    """
+
+    def __init__(self, cap: float, window: int = 400, quantile: float = 0.995, guard: float = 30e-6,
+                 floor: float = 30e-6, warmup: int = 10) -> None:
+        self.cap, self.quantile, self.guard = cap, quantile, guard
+        self.floor, self.warmup = min(floor, cap), warmup
+        self._samples = np.zeros(window)
+        self._count = 0
+        self.value = cap
+
+    def observe(self, overshoot: float) -> None:
+        """Records how late (s) one sleep woke after the time it was asked to wake."""
+        self._samples[self._count % len(self._samples)] = max(overshoot, 0.0)
+        self._count += 1
+        if self._count >= self.warmup:
+            seen = self._samples[: min(self._count, len(self._samples))]
+            k = math.ceil(self.quantile * (len(seen) - 1))  # np.partition: a few us; np.quantile costs ~80
+            learned = float(np.partition(seen, k)[k]) + self.guard
+            self.value = min(self.cap, max(self.floor, learned))
+
+
 class Pacer:
     """Wakes a loop once per ``period`` seconds.
 
     Args:
         period: loop period in seconds (> 0).
         mode: ``deadline`` or ``relative`` (see the module docstring).
-        spin_s: how long before a deadline sleeping stops and waiting continues without
-            sleeping, in seconds. 0 sleeps all the way.
+        spin_s: how long before a deadline sleeping stops and waiting continues on the clock, in
+            seconds. 0 sleeps all the way (cheapest; wake-ups are as late as the scheduler makes
+            them). None learns the margin from the observed sleep overshoot, up to ``max_spin_s``.
+        max_spin_s: the cap of a learned margin, s; by default 1 % of the period, at most 0.5 ms.
+            Spinning longer does not pay on a busy machine: the scheduler then wakes a thread that
+            has used more CPU later, so a long spin makes the next sleep overshoot more.
+        sleep: the sleep function (``time.sleep``). Tests pass one that oversleeps on purpose to
+            see the learned margin follow.
 
     Example:
         >>> pacer = Pacer(0.001)
@@ -47,16 +103,25 @@ class Pacer:
         5
     """
 
-    def __init__(self, period: float, mode: PacingMode | str = PacingMode.DEADLINE, spin_s: float = 0.0) -> None:
+    def __init__(self, period: float, mode: PacingMode | str = PacingMode.DEADLINE, spin_s: float | None = 0.0,
+                 *, max_spin_s: float | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
         if not (isinstance(period, (int, float)) and math.isfinite(period) and period > 0):
             raise ValueError(f"period={period!r} s must be a positive finite number")
-        if spin_s < 0:
-            raise ValueError(f"spin_s={spin_s!r} must be >= 0")
+        if spin_s is not None and not spin_s >= 0:
+            raise ValueError(f"spin_s={spin_s!r} must be >= 0, or None to learn the margin")
+        if max_spin_s is not None and not max_spin_s > 0:
+            raise ValueError(f"max_spin_s={max_spin_s!r} must be > 0, or None for 1 % of the period")
         self.period = float(period)
         self.mode = PacingMode(mode)
-        self.spin_s = float(spin_s)
+        cap = min(0.01 * self.period, 0.0005) if max_spin_s is None else float(max_spin_s)
+        self._margin = SpinMargin(cap) if spin_s is None else None
+        self._fixed_spin = 0.0 if spin_s is None else float(spin_s)
+        self._sleep = sleep
+        self._overshoot: float | None = None  # of the last sleep, learned from at the next wait
         self.overruns = 0
         self.cycles = 0
+        self.lateness = 0.0
+        """How late (s) the last wake-up came after its deadline."""
         self.t0 = time.monotonic()
         self._k = 0
         self._last_wake = self.t0
@@ -66,6 +131,11 @@ class Pacer:
         self.t0 = time.monotonic() if t0 is None else t0
         self._k = 0
         self._last_wake = self.t0
+
+    @property
+    def spin_s(self) -> float:
+        """The margin before a deadline at which sleeping stops, s (learned or fixed)."""
+        return self._margin.value if self._margin is not None else self._fixed_spin
 
     @property
     def grid_index(self) -> int:
@@ -80,6 +150,11 @@ class Pacer:
 
     def wait(self) -> bool:
         """Sleeps until the next wake-up. Returns True if that wake-up was already missed."""
+        if self._overshoot is not None:
+            # Learned now, far from the deadline, not right after the last one: the caller
+            # timestamps its wake-up at once, and even a few microseconds of numpy would show.
+            self._margin.observe(self._overshoot)
+            self._overshoot = None
         deadline = self.next_deadline
         now = time.monotonic()
         overrun = now > deadline
@@ -91,44 +166,117 @@ class Pacer:
                 deadline = self.t0 + (self._k + 1) * self.period
             else:
                 deadline = now
-        self._sleep_until(deadline)
+        self._last_wake = self._wait_until(deadline)
         self._k += 1
         self.cycles += 1
-        self._last_wake = time.monotonic()
+        self.lateness = self._last_wake - deadline
         return overrun
 
-    def _sleep_until(self, deadline: float) -> None:
-        remaining = deadline - time.monotonic() - self.spin_s
-        if remaining > 0:
-            time.sleep(remaining)
-        while time.monotonic() < deadline:
+    def _wait_until(self, deadline: float) -> float:
+        if self._margin is not None and not getattr(_this_thread, "precise", False):
+            _this_thread.precise = True  # once per thread: the setting is the thread's
+            precise_timer_slack()
+        wake = deadline - self.spin_s
+        left = wake - time.monotonic()
+        woke = None
+        if left > 0:
+            self._sleep(left)
+            woke = time.monotonic()
+        while (arrived := time.monotonic()) < deadline:
             pass
+        if woke is not None and self._margin is not None:
+            self._overshoot = woke - wake
+        return arrived
 
+
+_PR_SET_TIMERSLACK = 29
+_this_thread = threading.local()  # not thread ids: a new thread may reuse a finished one's
+
+
+def precise_timer_slack() -> bool:
+    """Asks the kernel to wake the calling thread's sleeps on time, not up to 50 us late.
+
+    Linux lets timers of normal (SCHED_OTHER) threads fire up to their "timer slack" late (50 us by
+    default) so that wake-ups can be batched; ``prctl(PR_SET_TIMERSLACK, 1)`` sets it to 1 ns for
+    the calling thread. No privilege is needed and it costs no CPU; threads and processes the thread
+    starts afterwards inherit it. Returns False where the call is not available (not Linux).
+    """
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_TIMERSLACK, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+# ===== Real-time scheduling =====
 
 _warned_realtime = False
+REFUSAL_POLICIES = ("warn", "raise")
 
 
-def enable_realtime(priority: int | None, cpus: set[int] | None = None) -> bool:
+def enable_realtime(priority: int | None, cpus: set[int] | None = None, *, on_refusal: str = "warn",
+                    owner: str | None = None, fix: str = "run without a real-time priority") -> bool:
     """Puts the calling thread under SCHED_FIFO at ``priority`` and pins it to ``cpus``.
 
-    Where the process is not permitted (no root, no CAP_SYS_NICE, not Linux), it warns once and
-    carries on with the normal scheduler. Returns True if real-time scheduling is on.
+    Every real-time path of the project calls this one function; ``on_refusal`` says what a
+    refusal (no root, no CAP_SYS_NICE, not Linux) means for it.
+
+    Args:
+        priority: SCHED_FIFO priority 1..99; None leaves the scheduling policy alone.
+        cpus: CPUs to pin the calling thread to; None or empty leaves the affinity alone.
+        on_refusal: ``"warn"``: warn once per process and carry on under the normal scheduler (a
+            loop that is better with real time but works without it); ``"raise"``: raise
+            RealtimeError (a device that was configured to need it).
+        owner: who asked, for the message (e.g. ``"FrankaSimCommunicator"``).
+        fix: what the user can do instead, for the message.
+
+    Returns:
+        True if the thread now runs under SCHED_FIFO.
+
+    Raises:
+        RealtimeError: refused and ``on_refusal="raise"``.
+        ValueError: ``on_refusal`` is neither policy.
     """
     global _warned_realtime
-    ok = True
+    if on_refusal not in REFUSAL_POLICIES:
+        raise ValueError(f"on_refusal={on_refusal!r}; choose one of {REFUSAL_POLICIES}")
     try:
         if cpus:
             os.sched_setaffinity(0, cpus)
         if priority is not None:
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(priority)))
     except (PermissionError, AttributeError, OSError) as err:
-        ok = False
+        what = f"SCHED_FIFO priority {priority}" + (f" on CPUs {sorted(cpus)}" if cpus else "")
+        prefix = f"{owner}: " if owner else ""
+        if on_refusal == "raise":
+            raise RealtimeError(f"{prefix}{what} was refused ({err}); run as root or grant CAP_SYS_NICE, "
+                                f"or {fix}") from err
         if not _warned_realtime:
             _warned_realtime = True
-            warnings.warn(
-                f"real-time scheduling unavailable ({err}); falling back to the normal scheduler. "
-                "Run as root or grant CAP_SYS_NICE for tighter timing.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-    return ok and priority is not None
+            warnings.warn(f"{prefix}real-time scheduling unavailable ({err}); falling back to the normal "
+                          "scheduler. Run as root or grant CAP_SYS_NICE for tighter timing.",
+                          RuntimeWarning, stacklevel=2)
+        return False
+    return priority is not None
+
+
+@dataclass(frozen=True)
+class SchedulerState:
+    """A thread's scheduling policy, its parameters and its CPU affinity."""
+
+    policy: int
+    param: os.sched_param
+    cpus: frozenset[int]
+
+
+def scheduler_state() -> SchedulerState | None:
+    """The calling thread's scheduling, to give back later; None where the OS has no such calls."""
+    if not hasattr(os, "sched_getscheduler"):
+        return None
+    return SchedulerState(os.sched_getscheduler(0), os.sched_getparam(0), frozenset(os.sched_getaffinity(0)))
+
+
+def restore_scheduler(state: SchedulerState | None) -> None:
+    """Gives the calling thread back the scheduling ``state`` recorded (lowering is always allowed)."""
+    if state is not None:
+        os.sched_setscheduler(0, state.policy, state.param)
+        os.sched_setaffinity(0, state.cpus)

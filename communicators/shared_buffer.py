@@ -2,18 +2,17 @@
 
 Each slot holds one array of a fixed shape and dtype (a (120, 160, 3) uint8 frame stays uint8),
 the monotonic time it was captured, and its write index. Readers never see a half-written slot:
-every slot carries a sequence number that is odd while a writer is inside it (a seqlock), so a
-reader copies the slot and retries if the number moved. Writers serialise on one lock and take
+every slot is guarded by the project's seqlock (communicators/seqlock.py), so a reader copies the
+slot and retries if a writer was inside it. Writers serialise on one lock and take
 their index from a shared counter, so indices are right with several writer processes.
 
-The API keeps SenseAct's names (``write``, ``read``, ``read_update``, ``updated``,
-``set_data_update`` and the ``array_len``/``array_type``/``np_array_type`` constructor), so a
-SenseAct communicator ports by changing its imports. Unlike SenseAct's buffer, this one keeps
-working when the child was started with spawn or forkserver (the segment is attached by name, not
-inherited as a numpy view), and "updated" is tracked per reader, not in one global flag.
+The reading and writing names are SenseAct's (``write``, ``read``, ``read_update``, ``updated``);
+its constructor and window semantics live in ``communicators.senseact.SharedBuffer``, a subclass.
+Unlike SenseAct's buffer, this one keeps working when the child was started with spawn or
+forkserver (the segment is attached by name, not inherited as a numpy view), and "updated" is
+tracked per reader, not in one global flag.
 
-Memory ordering: the seqlock relies on stores becoming visible in program order, as they do on
-x86-64. On weakly ordered CPUs (ARM, e.g. Jetson) a reader could in principle see a torn slot.
+Memory ordering: see communicators/seqlock.py (x86-64's in-order stores).
 
 Example:
     >>> import numpy as np
@@ -40,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from communicators.errors import SharedBufferError
+from communicators.seqlock import SeqLock
 
 #: Every segment this project creates starts with this, so leaks are easy to find in /dev/shm.
 SEGMENT_PREFIX = "rtrl_"
@@ -66,15 +66,10 @@ class SharedBuffer:
     without closing.
 
     Args:
-        array_len: SenseAct form: number of elements of a flat slot.
-        array_type: SenseAct form: ctypes type code of the slot (``'d'``, ``'f'``, ``'B'``...).
-            Kept for compatibility; ``np_array_type`` decides the numpy dtype.
-        np_array_type: SenseAct form: numpy dtype of the slot.
+        shape: the shape of one slot, e.g. ``(120, 160, 3)``; ``()`` for one record of a
+            structured dtype.
+        dtype: the numpy dtype of one slot. Structured dtypes work too.
         buffer_len: number of slots; a reader can ask for a window of at most this many.
-        array_lock: SenseAct form: serialise writers with a lock. Always on here, since indices
-            must stay right with several writers; the argument is accepted for compatibility.
-        shape: modern form: the shape of one slot, e.g. ``(120, 160, 3)``.
-        dtype: modern form: the numpy dtype of one slot. Structured dtypes work too.
 
     Raises:
         SharedBufferError: the arguments name no valid slot layout.
@@ -82,24 +77,11 @@ class SharedBuffer:
 
     DEFAULT_BUFFER_LEN = 2
 
-    def __init__(
-        self,
-        array_len: int | None = None,
-        array_type: str | None = None,
-        np_array_type: Any = None,
-        buffer_len: int = DEFAULT_BUFFER_LEN,
-        array_lock: bool = True,
-        *,
-        shape: tuple[int, ...] | int | None = None,
-        dtype: Any = None,
-    ) -> None:
-        if shape is not None and array_len is not None:
-            raise SharedBufferError("give either shape= (modern form) or array_len= (SenseAct form), not both")
-        if shape is None and array_len is None:
-            raise SharedBufferError("SharedBuffer needs shape= (e.g. shape=(7,)) or array_len= (SenseAct form)")
+    def __init__(self, shape: tuple[int, ...] | int, dtype: Any = np.float64,
+                 buffer_len: int = DEFAULT_BUFFER_LEN) -> None:
         if shape is None:
-            shape = (int(array_len),)
-            dtype = np_array_type if np_array_type is not None else (array_type or "d")
+            raise SharedBufferError("SharedBuffer needs shape= (e.g. shape=(7,)); SenseAct's array_len= form "
+                                    "is communicators.senseact.SharedBuffer")
         shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
         if any(s <= 0 for s in shape):
             raise SharedBufferError(f"slot shape {shape} has a non-positive dimension")
@@ -109,8 +91,6 @@ class SharedBuffer:
         self.dtype = np.dtype(dtype if dtype is not None else np.float64)
         self.buffer_len = int(buffer_len)
         self.array_len = int(np.prod(shape))
-        self.np_array_type = self.dtype
-        self.array_type = array_type or self.dtype.char
         # A lock from the spawn context pickles into children of every start method.
         self._lock = multiprocessing.get_context("spawn").Lock()
         name = f"{SEGMENT_PREFIX}{os.getpid()}_{next(_segment_counter)}_{secrets.token_hex(4)}"
@@ -138,6 +118,7 @@ class SharedBuffer:
         self._counter = np.ndarray((1,), np.int64, buf, 0)
         meta = _HEADER_BYTES
         self._seq = np.ndarray((n,), np.int64, buf, meta)
+        self._seqlock = SeqLock(self._seq)
         self._index = np.ndarray((n,), np.int64, buf, meta + 8 * n)
         self._timestamp = np.ndarray((n,), np.float64, buf, meta + 16 * n)
         data_offset = _HEADER_BYTES + _aligned(3 * 8 * n)
@@ -154,13 +135,12 @@ class SharedBuffer:
             raise SharedBufferError("cannot pass a closed SharedBuffer to another process")
         return {
             "name": self._shm.name, "shape": self.shape, "dtype": self.dtype, "buffer_len": self.buffer_len,
-            "array_type": self.array_type, "lock": self._lock, "owner_pid": self._owner_pid,
+            "lock": self._lock, "owner_pid": self._owner_pid,
         }
 
     def __setstate__(self, state: dict) -> None:
         self.shape, self.dtype, self.buffer_len = state["shape"], state["dtype"], state["buffer_len"]
         self.array_len = int(np.prod(self.shape))
-        self.np_array_type, self.array_type = self.dtype, state["array_type"]
         self._lock, self._owner_pid = state["lock"], state["owner_pid"]
         # Children share the parent's resource tracker, so attaching registers nothing new.
         self._shm = shared_memory.SharedMemory(name=state["name"])
@@ -197,11 +177,11 @@ class SharedBuffer:
         try:
             count = int(self._counter[0])
             slot = count % self.buffer_len
-            self._seq[slot] += 1  # odd: readers of this slot retry
+            self._seqlock.write_begin(slot)  # readers of this slot retry until write_end
             self._data[slot, ...] = data
             self._timestamp[slot] = timestamp
             self._index[slot] = count
-            self._seq[slot] += 1
+            self._seqlock.write_end(slot)
             self._counter[0] = count + 1
         finally:
             self._lock.release()
@@ -214,14 +194,15 @@ class SharedBuffer:
         return int(self._counter[0])
 
     def _read_slot(self, slot: int, out: np.ndarray) -> tuple[float, int]:
+        def copy() -> tuple[float, int]:
+            np.copyto(out, self._data[slot, ...])
+            return float(self._timestamp[slot]), int(self._index[slot])
+
         give_up = None
         for attempt in itertools.count():
-            before = self._seq[slot]
-            if not before & 1:
-                np.copyto(out, self._data[slot, ...])
-                timestamp, index = float(self._timestamp[slot]), int(self._index[slot])
-                if self._seq[slot] == before:
-                    return timestamp, index
+            clean, stamp_index = self._seqlock.try_read(slot, copy)
+            if clean:
+                return stamp_index
             if attempt >= _SPINS_BEFORE_SLEEP:
                 now = time.monotonic()
                 give_up = now + _STUCK_WRITER_S if give_up is None else give_up
@@ -283,11 +264,6 @@ class SharedBuffer:
         """True if a slot was written since this reader's last :meth:`read_update`."""
         return int(self._counter[0]) > self._last_seen
 
-    def set_data_update(self, value: bool) -> None:
-        """SenseAct compatibility: mark the newest data as unseen (True) or seen (False)."""
-        count = int(self._counter[0])
-        self._last_seen = count - 1 if value and count > 0 else count
-
     # ----- life cycle -----
 
     def close(self) -> None:
@@ -296,7 +272,7 @@ class SharedBuffer:
         if shm is None:
             return
         # Views must go before the mapping can close.
-        self._counter = self._seq = self._index = self._timestamp = self._data = None
+        self._counter = self._seq = self._seqlock = self._index = self._timestamp = self._data = None
         try:
             shm.close()  # raises BufferError while someone still holds a view; unlink regardless
         finally:

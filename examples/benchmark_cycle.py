@@ -41,16 +41,16 @@ class PacketDevice(Communicator):
                          {"shape": (STATE_DIM,), "dtype": np.float64, "buffer_len": 2},
                          sensor_rate_hz=rate_hz, actuator_rate_hz=rate_hz, actuator_timeout=0.1)
 
-    def _open_device(self) -> None:
+    def open_device(self) -> None:
         self.command = np.zeros(STATE_DIM)
 
-    def _sensor_handler(self) -> None:
+    def read_sensor(self) -> None:
         self.sensor_buffer.write(self.command)
 
-    def _actuator_handler(self) -> None:
+    def send_command(self) -> None:
         self.command = self.actuator_buffer.read_update()[0][0]
 
-    def _on_actuator_timeout(self) -> None:
+    def on_command_timeout(self) -> None:
         self.command = np.zeros(STATE_DIM)
 
 

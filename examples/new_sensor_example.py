@@ -59,13 +59,13 @@ class WristRangeSensor(Communicator):
                          actuator_args=None, use_sensor=True, use_actuator=False,
                          sensor_rate_hz=rate_hz, actuator_rate_hz=None, actuator_timeout=None)
 
-    def _open_device(self) -> None:
+    def open_device(self) -> None:
         self._rng = np.random.default_rng()  # seeded in the child, not copied from the parent
 
-    def _close_device(self) -> None:
+    def close_device(self) -> None:
         pass
 
-    def _sensor_handler(self) -> None:
+    def read_sensor(self) -> None:
         if self.robot_state_buffer.num_writes == 0:
             return  # the arm has not published yet
         state, stamp, _ = self.robot_state_buffer.latest()

@@ -22,10 +22,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from communicators.communicator import Communicator
+from communicators.communicator import Communicator, close_all
 from communicators.errors import CommunicatorError
-from communicators.realtime import Pacer, PacingMode, enable_realtime
+from communicators.realtime import Pacer, PacingMode, enable_realtime, restore_scheduler, scheduler_state
 from rtrl_env.action_check import check_action
+from rtrl_env.env_args import RUN_MODES, check_env_args, window_lengths  # noqa: F401 - RUN_MODES re-exported
 from rtrl_env.errors import EnvError
 from rtrl_env.freshness import FreshnessConfig, FreshnessMonitor, StalePolicy, StaleStream
 from rtrl_env.polling_loop import PollingLoop, PollingThread, SensationPoller, send_commands
@@ -33,7 +34,6 @@ from rtrl_env.sensation import SensationCodec
 from rtrl_env.task import Devices, Task
 from rtrl_env.timing import CycleTelemetry, TimingReport
 
-RUN_MODES = ("singlethread", "multithread", "multiprocess")
 _FIRST_DATA_TIMEOUT_S = 60.0  # a loaded machine can take long to bring up a renderer
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,8 @@ class RTRLBaseEnv(gym.Env):
         max_episode_steps: truncate episodes after this many steps; None never truncates.
         pacing: ``deadline`` (default: ``t0 + k * dt``, no drift) or ``relative`` (sleep dt minus
             the time used, as SenseAct and the seed pace; for comparison).
-        spin_s: seconds before a deadline at which sleeping stops and waiting spins.
+        spin_s: seconds before a deadline at which sleeping stops and waiting spins; None (the
+            default) learns it from how late sleeps wake (see communicators/realtime.py).
         sleep_time: the polling loop's idle sleep, seconds (bounds its added latency).
         realtime_priority: SCHED_FIFO priority (1..99) of the stepping thread and the polling
             loop; None keeps the normal scheduler. Falls back with one warning where not permitted.
@@ -81,7 +82,7 @@ class RTRLBaseEnv(gym.Env):
         run_mode: str = "multiprocess",
         max_episode_steps: int | None = None,
         pacing: PacingMode | str = PacingMode.DEADLINE,
-        spin_s: float = 0.0003,
+        spin_s: float | None = None,
         sleep_time: float = 0.0001,
         realtime_priority: int | None = None,
         cpu_affinity: set[int] | None = None,
@@ -92,8 +93,11 @@ class RTRLBaseEnv(gym.Env):
         self._closed, self._running, self._loop = False, False, None
         self._owner_pid = os.getpid()
         try:
-            self._check_args(task, dt, run_mode, max_episode_steps)
-            self._windows = self._window_lengths(windows or {})
+            check_env_args(task, self._comms, dt, run_mode, max_episode_steps)
+            for name, comm in self._comms.items():
+                if comm.pid is None:
+                    comm.name = f"{name} ({type(comm).__name__})"  # two cameras of one class stay apart
+            self._windows = window_lengths(self._comms, windows or {})
             self._pacer = Pacer(dt, pacing, spin_s)
             self._freshness = FreshnessMonitor(freshness, {name: self._comms[name] for name in self._windows})
         except BaseException:
@@ -104,12 +108,12 @@ class RTRLBaseEnv(gym.Env):
         self._dt, self._run_mode, self._max_episode_steps = float(dt), run_mode, max_episode_steps
         self._sleep_time, self._start_method = sleep_time, start_method
         self._realtime_priority, self._cpu_affinity = realtime_priority, cpu_affinity
-        self._caller_scheduler: tuple | None = None  # the stepping thread's scheduler before start()
+        self._caller_scheduler = None  # the stepping thread's scheduling before start()
         self._telemetry = CycleTelemetry(dt)
         self._poller: SensationPoller | None = None  # singlethread mode's inline loop
         self._codec: SensationCodec | None = None
         self._last_sensation: tuple[Any, float] | None = None
-        self._last_wake = math.nan
+        self._last_wake = self._write_time = math.nan
         self._episode_step = 0
         self._episode_running = False
         self._failure: EnvError | None = None
@@ -118,40 +122,6 @@ class RTRLBaseEnv(gym.Env):
                                lambda name: self._enforce_freshness(self._freshness.check(time.monotonic(), [name])))
 
     # ===== Construction =====
-
-    def _check_args(self, task: Task, dt: float, run_mode: str, max_episode_steps: int | None) -> None:
-        if not isinstance(task, Task):
-            raise TypeError(f"task must be a rtrl_env.task.Task, got {type(task).__name__}")
-        for attr in ("observation_space", "action_space"):
-            if not isinstance(getattr(task, attr, None), spaces.Space):
-                raise TypeError(f"{type(task).__name__}.{attr} must be a gymnasium space")
-        for name, comm in self._comms.items():
-            if not isinstance(comm, Communicator):
-                raise TypeError(f"communicator {name!r} is a {type(comm).__name__}, not a communicators.Communicator")
-            if comm.pid is None:
-                comm.name = f"{name} ({type(comm).__name__})"  # two cameras of one class stay apart
-        if run_mode not in RUN_MODES:
-            raise ValueError(f"run_mode={run_mode!r}; choose one of {RUN_MODES}")
-        if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt={dt!r} must be a positive number of seconds, e.g. dt=0.04")
-        if max_episode_steps is not None and not (isinstance(max_episode_steps, (int, np.integer))
-                                                  and max_episode_steps >= 1):
-            raise ValueError(f"max_episode_steps={max_episode_steps!r} must be a positive integer or None")
-
-    def _window_lengths(self, windows: Mapping[str, int]) -> dict[str, int]:
-        unknown = sorted(set(windows) - set(self._comms))
-        if unknown:
-            raise ValueError(f"windows names {unknown}, which are not communicators ({sorted(self._comms)})")
-        lengths = {}
-        for name, comm in self._comms.items():
-            if not comm.use_sensor:
-                continue
-            n = windows.get(name, 1)
-            if not (isinstance(n, (int, np.integer)) and 1 <= n <= comm.sensor_buffer.buffer_len):
-                raise ValueError(f"communicator {name!r}: window {n!r} must be an int between 1 and its sensor "
-                                 f"buffer_len={comm.sensor_buffer.buffer_len}")
-            lengths[name] = int(n)
-        return lengths
 
     def _sensor_buffers(self) -> dict:
         return {name: self._comms[name].sensor_buffer for name in self._windows}
@@ -177,9 +147,9 @@ class RTRLBaseEnv(gym.Env):
                 comm.start()
             self._wait_for_first_data()
             self._start_loop()
-            if (self._realtime_priority is not None or self._cpu_affinity) and hasattr(os, "sched_getscheduler"):
+            if self._realtime_priority is not None or self._cpu_affinity:
                 # The stepping thread is the caller's: close() gives it its scheduler back.
-                self._caller_scheduler = (os.sched_getscheduler(0), os.sched_getparam(0), os.sched_getaffinity(0))
+                self._caller_scheduler = scheduler_state()
             enable_realtime(self._realtime_priority, self._cpu_affinity)
         except BaseException:
             self.close()
@@ -235,29 +205,18 @@ class RTRLBaseEnv(gym.Env):
         errors, self._stop_failures = [f"stop commands failed: {e}" for e in self._stop_failures], []
         self._running, self._closed, self._episode_running = False, True, False
         procs = ([self._loop] if self._loop is not None else []) + list(self._comms.values())
-        for proc in procs:
-            proc.request_stop()  # all at once: their shutdowns overlap
-        for proc in procs:
-            try:
-                proc.close()
-            except Exception as err:  # noqa: BLE001 - close the others whatever happens
-                errors.append(f"{proc.name}: {err}")
+        errors += close_all(procs)
         self._restore_caller_scheduler()  # after the processes: nothing may keep them running
         if errors:
             raise EnvError("closing left errors: " + "; ".join(errors))
 
     def _close_communicators(self) -> None:
-        for comm in self._comms.values():
-            if isinstance(comm, Communicator):  # a constructor error may be about a non-communicator
-                comm.close()
+        # A constructor error may be about a non-communicator: close only the real ones.
+        close_all(comm for comm in self._comms.values() if isinstance(comm, Communicator))
 
     def _restore_caller_scheduler(self) -> None:
-        if self._caller_scheduler is None:
-            return
-        policy, param, cpus = self._caller_scheduler
-        self._caller_scheduler = None
-        os.sched_setscheduler(0, policy, param)  # lowering one's own priority is always allowed
-        os.sched_setaffinity(0, cpus)
+        state, self._caller_scheduler = self._caller_scheduler, None
+        restore_scheduler(state)
 
     def __enter__(self) -> RTRLBaseEnv:
         self.start()
@@ -323,19 +282,8 @@ class RTRLBaseEnv(gym.Env):
         self._raise_if_failed()
         if not self._episode_running:
             raise EnvError(f"{self._label()}.step() before reset(), or after the episode ended: call reset() first")
-        write_time = time.monotonic()
-        if self._loop is not None:
-            self._loop.actuator_buffer.write(action, timestamp=write_time)
-        else:
-            send_commands(self.task.actuate(action), self._actuator_buffers())
-        overrun = self._pacer.wait()
-        wake = time.monotonic()
-        sensation, obs_time = self._sense()
-        stale = self._enforce_freshness(self._freshness.check(time.monotonic()))
-        period, self._last_wake = wake - self._last_wake, wake
-        timing = self._telemetry.record(wake, period, write_time, obs_time, overrun, self._pacer.grid_index,
-                                        stale=[s.name for s in stale])
-        timing["stale"] = {s.name: s.age_s for s in stale}
+        self._send_action(action)
+        sensation, timing = self.sense_wait()
         self._episode_step += 1
         obs = self.task.observe(sensation, action)
         reward = float(self.task.reward(sensation, action))
@@ -349,6 +297,57 @@ class RTRLBaseEnv(gym.Env):
                                "(raised again at close); the robot's own watchdog must stop it")
         info = {**self.task.info(sensation, reward), "episode_step": self._episode_step, "timing": timing}
         return obs, reward, terminated, truncated, info
+
+    def act(self, action: Any) -> np.ndarray:
+        """Checks ``action`` and hands it to the devices now, without waiting: ``step``'s first half.
+
+        Runs in the agent's process. ``step(action)`` is ``act(action)``, ``sense_wait()``, then
+        the task's observe, reward and terminated; the two halves are public for agents that
+        split them (SenseAct's ``act``/``sense_wait``, rtrl_env/senseact.py).
+
+        Returns:
+            The action as sent (float64, the action space's shape).
+
+        Raises:
+            ValueError: the action is not an element of ``action_space``; nothing is sent.
+            EnvError: a process died, or the env was not started.
+        """
+        action = self._check_action(action)
+        self._raise_if_failed()
+        if not self._running:
+            raise EnvError(f"{self._label()}.act() before start() or reset(): the devices are not running")
+        self._send_action(action)
+        return action
+
+    def sense_wait(self) -> tuple[Any, dict[str, Any]]:
+        """Waits for the cycle's next deadline, then returns the freshest sensation: ``step``'s second half.
+
+        Runs in the agent's process; records the step's timing (see ``timing_report``) and checks
+        every sensor stream's age (the freshness policy: under "raise" a stale stream sends the
+        stop commands and raises EnvError).
+
+        Returns:
+            ``(sensation, timing)``: the task's sensation (before ``observe``) and the
+            ``info["timing"]`` dict of the cycle.
+        """
+        overrun = self._pacer.wait()
+        wake = time.monotonic()
+        sensation, obs_time = self.latest_sensation()
+        ages = self._freshness.ages(time.monotonic())
+        stale = self._enforce_freshness(self._freshness.stale(ages))
+        period, self._last_wake = wake - self._last_wake, wake
+        timing = self._telemetry.record(wake, period, self._write_time, obs_time, overrun, self._pacer.grid_index,
+                                        stale=[s.name for s in stale])
+        timing["stale"] = {s.name: s.age_s for s in stale}
+        timing["ages"] = ages  # every checked stream's age at this step, s
+        return sensation, timing
+
+    def latest_sensation(self) -> tuple[Any, float]:
+        """The freshest sensation, without waiting, and its timestamp (its stalest stream's).
+
+        Runs in the agent's process (in singlethread mode it polls the sensors first).
+        """
+        return self._sense()
 
     def timing_report(self) -> TimingReport:
         """p50/p90/p99/max of |period - dt|, overruns, drift and observation age so far."""
@@ -388,6 +387,13 @@ class RTRLBaseEnv(gym.Env):
         if polled is not None:  # else nothing new since the last step: the last one is still the newest
             self._last_sensation = polled
         return self._last_sensation
+
+    def _send_action(self, action: np.ndarray) -> None:
+        self._write_time = time.monotonic()
+        if self._loop is not None:
+            self._loop.actuator_buffer.write(action, timestamp=self._write_time)
+        else:
+            send_commands(self.task.actuate(action), self._actuator_buffers())
 
     def _send_stop_commands(self) -> None:
         if self._loop is not None and not self._loop.actuator_buffer.closed:

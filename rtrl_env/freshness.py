@@ -140,19 +140,33 @@ class FreshnessMonitor:
         """Stream name -> budget, s, for every stream that is checked."""
         return {name: budget for name, (_, _, budget) in self._streams.items()}
 
-    def _stale(self, name: str, now: float) -> StaleStream | None:
-        comm, period, budget = self._streams[name]
-        buffer = comm.sensor_buffer
-        if buffer.num_writes == 0:
-            return None  # the env waits for every stream's first slot before the first step
-        age = now - buffer.latest()[1]
-        return StaleStream(name, comm.name, age, budget, period) if age > budget else None
+    @property
+    def names(self) -> list[str]:
+        """The checked streams' names."""
+        return list(self._streams)
+
+    def ages(self, now: float, names: Iterable[str] | None = None) -> dict[str, float]:
+        """Stream name -> age at ``now`` (monotonic s) of its newest slot, s; NaN before its first slot."""
+        names = self._streams if names is None else [n for n in names if n in self._streams]
+        ages = {}
+        for name in names:
+            buffer = self._streams[name][0].sensor_buffer
+            ages[name] = now - buffer.latest()[1] if buffer.num_writes else math.nan
+        return ages
+
+    def stale(self, ages: Mapping[str, float]) -> list[StaleStream]:
+        """The streams of ``ages`` older than their budget (a stream never written is not stale:
+        the env waits for every stream's first slot before the first step)."""
+        found = []
+        for name, age in ages.items():
+            comm, period, budget = self._streams[name]
+            if age > budget:
+                found.append(StaleStream(name, comm.name, age, budget, period))
+        return found
 
     def check(self, now: float, names: Iterable[str] | None = None) -> list[StaleStream]:
         """The checked streams (all, or those of ``names``) older than their budget at ``now`` (monotonic s)."""
-        names = self._streams if names is None else [n for n in names if n in self._streams]
-        found = (self._stale(name, now) for name in names)
-        return [s for s in found if s is not None]
+        return self.stale(self.ages(now, names))
 
     def wait_until_fresh(self, check_alive: Callable[[], None]) -> list[StaleStream]:
         """Waits up to the longest budget for every stream to be fresh (a stall that just ended

@@ -136,11 +136,11 @@ class PollingLoop(Communicator):
                            "the functions and classes it holds at module level (no lambdas or local functions), "
                            "or use run_mode='multithread'") from err
 
-    def _open_device(self) -> None:
+    def open_device(self) -> None:
         # The loop that carries actions to the actuators gets the env's real-time priority too.
         enable_realtime(*self._realtime)
 
-    def _sensor_handler(self) -> None:
+    def read_sensor(self) -> None:
         polled = self._poller.poll()
         if polled is None:
             time.sleep(self.sleep_time)
@@ -148,7 +148,7 @@ class PollingLoop(Communicator):
         sensation, timestamp = polled
         self.sensor_buffer.write(self.codec.pack(sensation), timestamp=timestamp)
 
-    def _actuator_handler(self) -> None:
+    def send_command(self) -> None:
         if not self.actuator_buffer.updated():
             time.sleep(self.sleep_time)
             return
@@ -156,7 +156,7 @@ class PollingLoop(Communicator):
         if not is_stop_marker(action[0]):
             send_commands(self._actuate(action[0]), self._actuator_buffers)
 
-    def _on_actuator_timeout(self) -> None:
+    def on_command_timeout(self) -> None:
         time.sleep(self.sleep_time)  # no action yet: nothing to actuate
 
 

@@ -1,20 +1,23 @@
 """Versioned publishing of network weights (or any flat array) through shared memory.
 
-The learner writes, the actor reads, and neither waits for the other. A double buffer with a
-sequence number per slot (a seqlock): the writer fills the slot the newest version is NOT in,
-with the slot's sequence odd while it writes, then bumps the version. A reader copies the newest
-slot and keeps the copy only if the slot's sequence was even and unchanged across the copy, so it
-never sees a half-written or mixed set. Ordering relies on x86's in-order stores and loads
-(total store order), as every process here runs on x86-64; ARM would need explicit fences.
+The learner writes, the actor reads, and neither waits for the other. A double buffer guarded by
+the project's seqlock (communicators/seqlock.py): the writer fills the slot the newest version is
+NOT in, inside the slot's seqlock, then bumps the version. A reader copies the newest slot and
+keeps the copy only if the seqlock says no writer touched it, so it never sees a half-written or
+mixed set. A writer that died mid-write (a restarted learner) leaves the slot marked as being
+written; the next publish recovers it.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from communicators.seqlock import SeqLock
 from communicators.shared_memory import SharedArrays
 
-_VERSION = 0  # header: newest version, then (sequence, version) of slot 0 and of slot 1
+_VERSION = 0  # header: newest version, then the sequences of slots 0 and 1, then their versions
+_SEQUENCES = slice(1, 3)
+_LABEL = 3
 
 
 class VersionedArray:
@@ -29,31 +32,36 @@ class VersionedArray:
     def __init__(self, size: int, dtype=np.float32, tag: str = "versioned"):
         self.size = int(size)
         self._shared = SharedArrays({"header": ((5,), np.int64), "data": ((2, self.size), dtype)}, tag=tag)
+        self._attach()
+
+    def _attach(self) -> None:
         self._header, self._data = self._shared["header"], self._shared["data"]
+        self._seqlock = SeqLock(self._header[_SEQUENCES])
 
     def __getstate__(self) -> dict:
         return {"shared": self._shared, "size": self.size}
 
     def __setstate__(self, state: dict) -> None:
         self._shared, self.size = state["shared"], state["size"]
-        self._header, self._data = self._shared["header"], self._shared["data"]
+        self._attach()
 
     @property
     def version(self) -> int:
         """Newest published version; 0 before the first publish."""
         return int(self._header[_VERSION])
 
+    def mid_write(self) -> bool:
+        """True while a publish is inside a slot (or a writer died inside one, until the next publish)."""
+        return self._seqlock.writing(0) or self._seqlock.writing(1)
+
     def publish(self, values: np.ndarray) -> int:
         """Writes a new version (writer process only). Returns its number (1, 2, ...)."""
         version = int(self._header[_VERSION]) + 1
         slot = version % 2  # the slot readers of the current version are NOT reading
-        sequence = int(self._header[1 + slot])
-        # Odd: slot being written. Already odd if a previous writer died mid-write (a restarted
-        # learner): step to the next odd number, so "even" still means "complete" afterwards.
-        self._header[1 + slot] = sequence + 1 + sequence % 2
+        self._seqlock.write_begin(slot)
         self._data[slot] = values
-        self._header[3 + slot] = version  # the slot's own label, read inside the seqlock
-        self._header[1 + slot] += 1  # even: slot complete
+        self._header[_LABEL + slot] = version  # the slot's own label, read inside the seqlock
+        self._seqlock.write_end(slot)
         self._header[_VERSION] = version
         return version
 
@@ -65,24 +73,24 @@ class VersionedArray:
             ``max_tries`` tries (the writer kept rewriting the slot); ``out`` is then unusable,
             so read into a scratch array.
         """
+        def copy() -> int:
+            np.copyto(out, self._data[slot])
+            # The slot may hold a newer version than we looked up (same parity): its own label says.
+            return int(self._header[_LABEL + slot])
+
         for _ in range(max_tries):
             version = int(self._header[_VERSION])
             if version <= newer_than:
                 return None
             slot = version % 2
-            before = int(self._header[1 + slot])
-            if before % 2:
-                continue  # the writer is already reusing this slot for a newer version
-            np.copyto(out, self._data[slot])
-            # The slot may hold a newer version than we looked up (same parity): its own label says.
-            label = int(self._header[3 + slot])
-            if int(self._header[1 + slot]) == before:
+            clean, label = self._seqlock.try_read(slot, copy)
+            if clean:
                 return label
         return None
 
     def close(self) -> None:
         """Detaches; the creating process also frees the shared memory. Idempotent."""
-        self._header = self._data = None  # views must not outlive the mapping
+        self._header = self._data = self._seqlock = None  # views must not outlive the mapping
         self._shared.close()
 
 

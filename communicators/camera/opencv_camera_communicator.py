@@ -149,7 +149,7 @@ class OpenCVCameraCommunicator(Communicator):
 
     # ----- hooks (run in the child process) -----
 
-    def _open_device(self) -> None:
+    def open_device(self) -> None:
         import cv2
 
         # Opened here, in the child: a capture opened before the fork would be shared by both
@@ -186,11 +186,11 @@ class OpenCVCameraCommunicator(Communicator):
             if c.fps is not None:
                 self._cap.set(cv2.CAP_PROP_FPS, c.fps)
 
-    def _close_device(self) -> None:
+    def close_device(self) -> None:
         if getattr(self, "_cap", None) is not None:
             self._cap.release()
 
-    def _sensor_handler(self) -> None:
+    def read_sensor(self) -> None:
         if self._period is not None:
             self._wait_for_file_deadline()
         ok = self._cap.grab()

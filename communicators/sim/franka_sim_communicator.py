@@ -1,9 +1,10 @@
 """Simulated Franka arm: MuJoCo physics in its own process, locked to wall-clock time.
 
 Device: `FrankaPhysics` (communicators/sim/physics/franka_physics.py), stepped at its timestep (0.002 s by
-default) in small batches against absolute deadlines on time.monotonic(): each batch runs as many
-physics steps as wall time says are due, so simulated time tracks wall time (real-time factor 1.0)
-without drifting, and a late wake-up is caught up by the next batch.
+default) in small batches. The base class's sensor loop wakes the batches on the deadline grid
+of the project's one Pacer (communicators/realtime.py) at `publish_rate_hz`; each batch runs as
+many physics steps as wall time says are due, so simulated time tracks wall time (real-time
+factor 1.0) without drifting, and a late wake-up is caught up by the next batch.
 
 Buffers:
     sensor_buffer: float64 (21,), the arm's state in the shared layout of
@@ -16,9 +17,9 @@ Buffers:
     stats_buffer: float64 (3,) = (real-time factor since start, worst batch lateness in the last
         `stats_period` in ms, physics steps since start), written every `stats_period` seconds.
 
-Watchdog: a command older than `watchdog_timeout` (0.1 s by default; age measured from the
-timestamp the writer gave it) is replaced by zero velocity, so the arm stops when its controller
-stops sending.
+Watchdog: the Communicator base's (communicators/watchdog.py): a command older than
+`watchdog_timeout` (0.1 s by default; age measured from the timestamp the writer gave it) is
+replaced by zero velocity, so the arm stops when its controller stops sending.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from communicators.communicator import DEFAULT_START_METHOD, Communicator
 from communicators.franka.kinematics import NUM_JOINTS
 from communicators.franka.safety import SafetyFilter, SafetyLimits
 from communicators.franka.state import STATE_DIM
+from communicators.realtime import enable_realtime
 from communicators.shared_buffer import SharedBuffer
 from communicators.sim.physics.franka_physics import FrankaPhysics, FrankaPhysicsConfig
 
@@ -121,7 +123,7 @@ class FrankaSimCommunicator(Communicator):
             actuator_args={"shape": (NUM_JOINTS,), "dtype": np.float64, "buffer_len": 2},
             use_sensor=True,
             use_actuator=True,
-            sensor_rate_hz=None,  # the physics loop paces itself against absolute deadlines
+            sensor_rate_hz=self.config.publish_rate_hz,  # one batch of physics steps per period
             actuator_rate_hz=self.config.publish_rate_hz,
             actuator_timeout=self.config.watchdog_timeout,
             start_method=self.config.start_method,
@@ -131,56 +133,48 @@ class FrankaSimCommunicator(Communicator):
 
     # ----- hooks (run in the child process) -----
 
-    def _open_device(self) -> None:
+    def open_device(self) -> None:
         # MuJoCo state lives in the child: nothing of it is shared with the parent.
         self._physics = FrankaPhysics(self.config.physics)
         self._filter = SafetyFilter(self.config.safety)
         self._command_lock = threading.Lock()
         self._command = np.zeros(NUM_JOINTS)
-        self._command_time = -np.inf  # writer's timestamp of the command, monotonic s
         self._steps = 0
-        self._batch = 0
-        self._period = 1.0 / self.config.publish_rate_hz
+        self._fifo_pending = self.config.fifo_priority is not None
         self._t0 = time.monotonic()  # wall time of simulated time zero
         self._lost = 0.0  # wall time skipped after stalls, s
         self._worst_lateness = 0.0
         self._next_stats = self._t0
         self._publish(self._t0)
 
-    def _close_device(self) -> None:
+    def close_device(self) -> None:
         physics = getattr(self, "_physics", None)
         if physics is not None:
             physics.set_joint_velocity(np.zeros(NUM_JOINTS))
 
-    def _actuator_handler(self) -> None:
-        data, timestamps, _ = self.actuator_buffer.read_update()
+    def send_command(self) -> None:
+        data, _, _ = self.actuator_buffer.read_update()
         command = np.array(data[-1], dtype=np.float64)
         if not np.all(np.isfinite(command)):
             command = np.zeros(NUM_JOINTS)  # never pass NaN to the arm; the filter would too
         with self._command_lock:
-            self._command, self._command_time = command, float(timestamps[-1])
+            self._command = command
 
-    def _on_actuator_timeout(self) -> None:
-        if not hasattr(self, "_command_lock"):  # _open_device failed: there is no arm to stop
+    def on_command_timeout(self) -> None:
+        if not hasattr(self, "_command_lock"):  # open_device failed: there is no arm to stop
             return
         with self._command_lock:
             self._command = np.zeros(NUM_JOINTS)
 
-    def _sensor_handler(self) -> None:
-        """One batch: wait for its deadline, step the physics up to wall time, publish."""
-        if self._batch == 0 and self.config.fifo_priority is not None:
-            self._use_fifo_scheduler()
-        self._batch += 1
-        deadline = self._t0 + self._lost + self._batch * self._period
+    def read_sensor(self) -> None:
+        """One batch, at its deadline: step the physics up to wall time, publish."""
+        if self._fifo_pending:  # in the sensor thread: only the physics thread gets FIFO
+            self._fifo_pending = False
+            enable_realtime(self.config.fifo_priority, on_refusal="raise", owner="FrankaSimCommunicator",
+                            fix="set FrankaSimConfig.fifo_priority=None")
         now = time.monotonic()
-        if deadline > now:
-            time.sleep(deadline - now)
-            now = time.monotonic()
-        self._worst_lateness = max(self._worst_lateness, now - deadline)
-        # After a late wake-up, aim at the next deadline still ahead instead of running the
-        # missed ones back to back: this batch already catches the physics up.
-        self._batch = max(self._batch, int((now - self._t0 - self._lost) / self._period))
-
+        if self.sensor_pacer is not None:
+            self._worst_lateness = max(self._worst_lateness, self.sensor_pacer.lateness)
         timestep = self._physics.timestep
         behind = (now - self._t0 - self._lost) - self._steps * timestep
         if behind > self.config.max_lag:
@@ -188,32 +182,19 @@ class FrankaSimCommunicator(Communicator):
             # fast-forward the arm; the real-time factor records it.
             skipped = behind - self.config.max_lag
             self._lost += skipped
-            self._batch = int((now - self._t0 - self._lost) / self._period)
             behind -= skipped
         due = int(behind / timestep + 1e-9)
         if due > 0:  # none due: an early wake-up; the last published state is still current
-            self._apply_command(now)
+            self._apply_command()
             self._physics.step(due)
             self._steps += due
             self._publish(now)
 
     # ----- helpers (child) -----
 
-    def _use_fifo_scheduler(self) -> None:
-        # On Linux, pid 0 means the calling thread: only the physics thread gets FIFO.
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.config.fifo_priority))
-        except PermissionError as exc:
-            raise PermissionError(
-                f"FrankaSimCommunicator: SCHED_FIFO priority {self.config.fifo_priority} was refused "
-                "(needs root or CAP_SYS_NICE); set FrankaSimConfig.fifo_priority=None"
-            ) from exc
-
-    def _apply_command(self, now: float) -> None:
+    def _apply_command(self) -> None:
         with self._command_lock:
-            command, command_time = self._command, self._command_time
-        if now - command_time > self.config.watchdog_timeout:
-            command = np.zeros(NUM_JOINTS)  # stale: second line of the watchdog, per batch
+            command = self._command
         self._physics.set_joint_velocity(self._filter.filter(self._physics.joint_positions(), command))
 
     def _publish(self, now: float) -> None:

@@ -128,7 +128,7 @@ class SimCameraCommunicator(Communicator):
 
     # ----- hooks (run in the child process) -----
 
-    def _open_device(self) -> None:
+    def open_device(self) -> None:
         c = self.config
         self._physics = FrankaPhysics(FrankaPhysicsConfig())
         model = self._physics.model
@@ -146,7 +146,7 @@ class SimCameraCommunicator(Communicator):
         try:
             # Made in the child (a GL context inherited over fork hangs, dependencies.md) and in
             # the sensor thread itself: an EGL context is current in one thread only, so one made
-            # in _open_device's thread fails with EGL_BAD_ACCESS here.
+            # in open_device's thread fails with EGL_BAD_ACCESS here.
             self._renderer = mujoco.Renderer(self._physics.model, c.height, c.width)
         except Exception as exc:  # MuJoCo raises plain errors for GL failures
             raise DeviceError(
@@ -154,13 +154,13 @@ class SimCameraCommunicator(Communicator):
                 "MUJOCO_GL=egl (or osmesa) set before mujoco is first imported"
             ) from exc
 
-    def _close_device(self) -> None:
+    def close_device(self) -> None:
         renderer = getattr(self, "_renderer", None)
         self._renderer = None
         if renderer is not None:
             renderer.close()
 
-    def _sensor_handler(self) -> None:
+    def read_sensor(self) -> None:
         if self._renderer is None:
             self._make_renderer()
         if self.robot_state_buffer.num_writes > 0:
@@ -179,7 +179,7 @@ class SimCameraCommunicator(Communicator):
     @staticmethod
     def _release_gl_context() -> None:
         # An EGL context stays bound to the render thread, even after that thread ends, and then
-        # cannot be freed from _close_device's thread (EGL_BAD_ACCESS). Unbinding it after each
+        # cannot be freed from close_device's thread (EGL_BAD_ACCESS). Unbinding it after each
         # frame costs microseconds; render() binds it again.
         if os.environ.get("MUJOCO_GL", "").lower() == "egl":
             from OpenGL import EGL

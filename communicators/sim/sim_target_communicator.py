@@ -58,7 +58,7 @@ class SimTargetCommunicator(Communicator):
 
     # ----- hooks (run in the child process) -----
 
-    def _open_device(self) -> None:
+    def open_device(self) -> None:
         # Episode 0 starts with the process, so the target is valid before the first reset.
         self._target = TargetEpisodes(self.config)
         # Both threads publish (the actuator thread right after a new episode, so the new
@@ -70,10 +70,10 @@ class SimTargetCommunicator(Communicator):
             position, now = self._target.position()
             self.sensor_buffer.write(position, timestamp=now)
 
-    def _sensor_handler(self) -> None:
+    def read_sensor(self) -> None:
         self._publish()
 
-    def _actuator_handler(self) -> None:
+    def send_command(self) -> None:
         if self.actuator_buffer.updated():
             data, _, _ = self.actuator_buffer.read_update()
             self._target.start_episode(float(data[-1, 0]))

@@ -181,7 +181,7 @@ class TargetDisplayCommunicator(Communicator):
 
     # ----- hooks (run in the child process) -----
 
-    def _open_device(self) -> None:
+    def open_device(self) -> None:
         import cv2
 
         # OpenCV is used only in the child: GUI handles do not survive a fork.
@@ -203,7 +203,7 @@ class TargetDisplayCommunicator(Communicator):
                               f"{INSTALL_HINT}") from exc
         self._window_open = True
 
-    def _close_device(self) -> None:
+    def close_device(self) -> None:
         if getattr(self, "_window_open", False):
             try:
                 self._cv2.destroyWindow(self.config.window_name)
@@ -211,7 +211,7 @@ class TargetDisplayCommunicator(Communicator):
             except self._cv2.error:
                 pass  # the window system already closed it (e.g. the session ended)
 
-    def _sensor_handler(self) -> None:
+    def read_sensor(self) -> None:
         if not self._window_open:
             self._open_window()
         position, _ = self._target.position()
@@ -221,7 +221,7 @@ class TargetDisplayCommunicator(Communicator):
         self._cv2.waitKey(1)  # HighGUI draws only while events are pumped
         self.sensor_buffer.write(position, timestamp=time.monotonic())
 
-    def _actuator_handler(self) -> None:
+    def send_command(self) -> None:
         if self.actuator_buffer.updated():
             data, _, _ = self.actuator_buffer.read_update()
             self._target.start_episode(float(data[-1, 0]))

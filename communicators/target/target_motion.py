@@ -167,6 +167,18 @@ class TargetMotion:
             else:
                 self._velocity = self.config.speed * direction / norm
 
+    def set_episode(self, start: np.ndarray, velocity: np.ndarray) -> None:
+        """Start an episode from a given position and velocity instead of drawing them.
+
+        For replaying a recorded episode, or a test that needs a known path.
+
+        Args:
+            start: float (3,) start position inside the box.
+            velocity: float (3,) units/s; only tracking mode moves.
+        """
+        self._start = np.array(start, dtype=np.float64).reshape(3)
+        self._velocity = np.array(velocity, dtype=np.float64).reshape(3)
+
     def position(self, t: float) -> np.ndarray:
         """Target position at `t` seconds after the episode started.
 

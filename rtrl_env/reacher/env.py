@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from communicators.communicator import Communicator
+from communicators.communicator import Communicator, close_all
 from rtrl_env.base_env import RTRLBaseEnv
 from rtrl_env.reacher.config import FrankaVisualReacherConfig
 from rtrl_env.reacher.devices import SIM_BACKENDS, default_camera, default_target, make_robot
@@ -162,7 +162,6 @@ def _make_communicators(cfg: FrankaVisualReacherConfig) -> dict[str, Communicato
         for name, sensor in cfg.extra_sensors.items():
             built[name] = sensor.make(dict(built))
     except BaseException:
-        for comm in built.values():  # free the shared memory of those already built
-            comm.close()
+        close_all(built.values())  # free the shared memory of those already built
         raise
     return built

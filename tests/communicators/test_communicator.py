@@ -75,7 +75,7 @@ def test_handler_exception_reaches_the_parent_with_its_traceback(comms):
     assert wait_until(lambda: failure(comm) is not None, 10.0), "the crash was never reported"
     message = str(failure(comm))
     assert "'CounterSensor'" in message, "the error does not name the communicator"
-    for text in ("Traceback", "RuntimeError: toy device failure after 3 readings", "in _sensor_handler"):
+    for text in ("Traceback", "RuntimeError: toy device failure after 3 readings", "in read_sensor"):
         assert text in message, f"{text!r} missing from the parent's error:\n{message}"
     assert wait_until(lambda: not comm.is_alive(), 5.0), "the communicator outlived its failed handler"
     assert comm.exitcode == 1

@@ -1,7 +1,9 @@
-"""Pacer: deadline pacing does not drift, relative pacing does, overruns skip ahead; enable_realtime."""
+"""Pacer: deadline pacing does not drift, relative pacing does, overruns skip ahead, the spin margin
+learns from late sleeps; enable_realtime with its two refusal policies; the scheduler given back."""
 
 from __future__ import annotations
 
+import ctypes
 import doctest
 import math
 import os
@@ -10,10 +12,13 @@ import threading
 import time
 import warnings
 
+import numpy as np
 import pytest
 
 from communicators import realtime as pacing
-from communicators.realtime import Pacer, PacingMode, enable_realtime
+from communicators.errors import DeviceError, RealtimeError
+from communicators.realtime import (Pacer, PacingMode, SpinMargin, enable_realtime, precise_timer_slack,
+                                    restore_scheduler, scheduler_state)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -142,3 +147,109 @@ def test_realtime_applies_to_the_calling_thread_where_permitted(monkeypatch):
     else:
         assert seen["warned"], "real-time scheduling was refused without a warning"
     assert os.sched_getscheduler(0) == os.SCHED_OTHER, "the test's own thread changed scheduler"
+
+
+# ----- the learned spin margin -----
+
+def oversleeping(extra_s: float):
+    """A real sleep that wakes ``extra_s`` late, as a busy core's scheduler would."""
+    return lambda seconds: time.sleep(seconds + extra_s)
+
+
+def lateness_of(pacer: Pacer, cycles: int) -> list[float]:
+    pacer.start()
+    late = []
+    for _ in range(cycles):
+        pacer.wait()
+        late.append(pacer.lateness)
+    return late
+
+
+def test_a_learned_margin_grows_to_cover_late_sleeps_and_wakes_on_time():
+    extra = 0.001  # every sleep wakes 1 ms late
+    learned = Pacer(0.01, spin_s=None, max_spin_s=0.005, sleep=oversleeping(extra))
+    late = lateness_of(learned, 60)[20:]  # after the warm-up
+    assert extra <= learned.spin_s <= 0.005, f"margin {learned.spin_s * 1e3:.2f} ms does not cover a 1 ms oversleep"
+    fixed = Pacer(0.01, spin_s=0.0, sleep=oversleeping(extra))
+    fixed_late = lateness_of(fixed, 20)
+    # Without a margin no wake-up can be on time; with the learned one most are. Counted loosely:
+    # other work on this machine can preempt any single wake-up, margin or not.
+    assert min(fixed_late) >= extra, "the oversleeping sleep did not oversleep"
+    on_time = sum(lateness < 0.0002 for lateness in late)
+    assert on_time >= len(late) // 4, f"only {on_time} of {len(late)} wake-ups within 0.2 ms of their deadline"
+
+
+def test_the_margin_shrinks_back_when_sleeps_wake_on_time_and_never_passes_its_cap():
+    margin = SpinMargin(cap=0.002, window=50, quantile=0.99)
+    for _ in range(50):
+        margin.observe(0.001)
+    assert 0.001 < margin.value < 0.0015
+    for _ in range(50):
+        margin.observe(20e-6)
+    assert margin.value < 0.0001, f"{margin.value * 1e6:.0f} us after 50 on-time wake-ups"
+    for _ in range(50):
+        margin.observe(0.5)
+    assert margin.value == 0.002
+
+
+def test_a_learning_pacer_sets_its_thread_to_precise_timers():
+    seen = {}
+
+    def in_thread() -> None:
+        libc = ctypes.CDLL(None)
+        libc.prctl(29, 50_000, 0, 0, 0)  # PR_SET_TIMERSLACK: Linux's default (a thread inherits its creator's)
+        seen["before"] = libc.prctl(30, 0, 0, 0, 0)  # PR_GET_TIMERSLACK
+        lateness_of(Pacer(0.005, spin_s=None), 5)
+        seen["after"] = libc.prctl(30, 0, 0, 0, 0)
+
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join(10)
+    assert seen["before"] == 50_000 and seen["after"] == 1, seen
+    assert precise_timer_slack() in (True, False)
+
+
+def test_the_default_cap_is_one_percent_of_the_period_up_to_half_a_ms():
+    assert Pacer(0.04, spin_s=None).spin_s == pytest.approx(0.0004)  # before learning: the cap
+    assert Pacer(1.0, spin_s=None).spin_s == pytest.approx(0.0005)
+    assert Pacer(0.04, spin_s=0.0003).spin_s == 0.0003
+
+
+def test_lateness_is_how_late_the_last_wake_up_came():
+    pacer = Pacer(0.005, spin_s=0.0, sleep=oversleeping(0.002))
+    late = lateness_of(pacer, 10)
+    assert min(late) >= 0.002 and pacer.lateness == late[-1]
+
+
+# ----- real-time scheduling: one function, two policies -----
+
+def test_a_refusal_raises_with_the_owner_and_the_fix_under_the_raise_policy():
+    with pytest.raises(RealtimeError, match=re.escape("FrankaSimCommunicator: SCHED_FIFO priority 10000 was refused")
+                       + ".*set FrankaSimConfig.fifo_priority=None"):
+        enable_realtime(10_000, on_refusal="raise", owner="FrankaSimCommunicator",
+                        fix="set FrankaSimConfig.fifo_priority=None")
+    assert issubclass(RealtimeError, DeviceError)
+
+
+def test_an_unknown_refusal_policy_is_refused():
+    with pytest.raises(ValueError, match=re.escape("on_refusal='ignore'; choose one of ('warn', 'raise')")):
+        enable_realtime(None, on_refusal="ignore")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="SCHED_FIFO needs root or CAP_SYS_NICE")
+def test_the_scheduler_recorded_before_is_given_back():
+    seen = {}
+
+    def in_thread() -> None:
+        before = scheduler_state()
+        seen["on"] = enable_realtime(5, {0})
+        seen["during"] = os.sched_getscheduler(0)
+        restore_scheduler(before)
+        seen["after"] = (os.sched_getscheduler(0), os.sched_getaffinity(0))
+        seen["before"] = before
+
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join(10)
+    assert seen["on"] and seen["during"] == os.SCHED_FIFO
+    assert seen["after"] == (seen["before"].policy, set(seen["before"].cpus))

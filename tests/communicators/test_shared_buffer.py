@@ -40,7 +40,7 @@ def buffers():
 def test_child_writes_and_parent_reads_and_vice_versa(method, buffers):
     ctx = multiprocessing.get_context(method)
     frames = buffers(shape=FRAME_SHAPE, dtype=np.uint8, buffer_len=4)
-    vector = buffers(array_len=3, array_type="d", np_array_type="d", buffer_len=4)
+    vector = buffers(shape=(3,), dtype="d", buffer_len=4)
     command = buffers(shape=(2,), dtype=np.float32, buffer_len=2)
     parent_conn, child_conn = ctx.Pipe()
     child = ctx.Process(target=buffer_workers.write_frames_and_read_command,
@@ -126,10 +126,10 @@ def test_reader_never_sees_a_half_written_slot(buffers):
     assert reads > 100 and len(seen) > 50, f"only {reads} reads of {len(seen)} distinct writes"
 
 
-# ----- SenseAct semantics -----
+# ----- reading semantics (SenseAct's own constructor and windows: tests/communicators/test_senseact_communicator.py) -----
 
-def test_senseact_constructor_and_update_semantics(buffers):
-    buf = buffers(array_len=4, array_type="d", np_array_type="d", buffer_len=3, array_lock=True)
+def test_updated_is_set_by_a_write_and_cleared_by_read_update_only(buffers):
+    buf = buffers(shape=(4,), dtype="d", buffer_len=3)
     assert buf.dtype == np.float64 and buf.shape == (4,) and buf.array_len == 4
     assert not buf.updated()
     buf.write([1, 2, 3, 4], timestamp=1.0)
@@ -138,12 +138,6 @@ def test_senseact_constructor_and_update_semantics(buffers):
     assert data.tolist() == [[1, 2, 3, 4]] and ts.tolist() == [1.0] and idx.tolist() == [0]
     assert buf.updated(), "read() must not mark data as seen"
     buf.read_update()
-    assert not buf.updated()
-    buf.set_data_update(True)
-    assert buf.updated()
-    assert buf.read_update()[2].tolist() == [0], "set_data_update(True) re-offers the newest slot"
-    buf.write([5, 6, 7, 8])
-    buf.set_data_update(False)
     assert not buf.updated()
 
 
@@ -187,9 +181,8 @@ def test_flat_data_of_the_right_size_is_reshaped_into_the_slot(buffers):
     ({"shape": (3,), "buffer_len": -2}, "buffer_len=-2 must be a positive integer"),
     ({"shape": (3,), "buffer_len": 2.5}, "buffer_len=2.5 must be a positive integer"),
     ({"shape": (3, 0)}, "non-positive dimension"),
-    ({"shape": (3,), "array_len": 3}, "not both"),
-    ({}, "needs shape="),
-], ids=["buffer_len-zero", "buffer_len-negative", "buffer_len-float", "zero-dimension", "both-forms", "no-shape"])
+    ({"shape": None}, "needs shape="),
+], ids=["buffer_len-zero", "buffer_len-negative", "buffer_len-float", "zero-dimension", "no-shape"])
 def test_bad_constructor_arguments_raise_naming_the_problem(kwargs, match):
     before = own_segments()
     with pytest.raises(SharedBufferError, match=re.escape(match)):

@@ -216,7 +216,7 @@ def test_a_crashing_communicator_stops_the_env_with_its_traceback(run_mode, meth
         env.step(ACTION)
     message = str(caught.value)
     assert isinstance(caught.value.__cause__, CommunicatorError)
-    for text in ("'toy (CrashOnDemand)'", CrashOnDemand.MESSAGE, "in _sensor_handler", "Traceback"):
+    for text in ("'toy (CrashOnDemand)'", CrashOnDemand.MESSAGE, "in read_sensor", "Traceback"):
         assert text in message, f"{text!r} missing from:\n{message}"
     assert wait_until(lambda: all_gone(pids), 2.0), "children outlived the crash by 2 s"
     assert own_segments() == segments, "the crash left segments"

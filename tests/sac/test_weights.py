@@ -81,10 +81,6 @@ def _publish_forever(array: VersionedArray, size: int) -> None:
         array.publish(values)
 
 
-def _writing(array: VersionedArray) -> bool:
-    return bool(array._header[1] % 2 or array._header[2] % 2)  # a slot's sequence is odd mid-write
-
-
 def test_a_new_writer_after_one_killed_mid_write_publishes_versions_readers_accept():
     # A restarted learner takes over the weights of one SIGKILLed while writing a slot.
     size = 1 << 24  # 64 MB: a copy takes milliseconds, so the kill lands inside one
@@ -94,19 +90,19 @@ def test_a_new_writer_after_one_killed_mid_write_publishes_versions_readers_acce
         for _ in range(5):
             writer = multiprocessing.get_context("fork").Process(target=_publish_forever, args=(array, size))
             writer.start()
-            while not _writing(array):
+            while not array.mid_write():
                 pass
             writer.kill()
             writer.join(10)
-            if _writing(array):
+            if array.mid_write():
                 break
-        assert _writing(array), "could not kill the writer mid-write in 5 tries"
+        assert array.mid_write(), "could not kill the writer mid-write in 5 tries"
         last = array.version
         for value in (2.0, 3.0, 4.0):  # both slots, the interrupted one among them
             version = array.publish(np.full(size, value, np.float32))
             assert array.read(out, newer_than=last) == version
             assert out.min() == out.max() == value
             last = version
-        assert not _writing(array)
+        assert not array.mid_write()
     finally:
         array.close()

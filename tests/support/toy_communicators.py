@@ -19,8 +19,8 @@ FRAME_SHAPE = (120, 160, 3)
 class CounterSensor(Communicator):
     """Writes ``[count, open_pid, timeouts, last command...]`` at ``rate_hz``, echoing the newest command.
 
-    ``open_pid`` is the pid of the process that ran ``_open_device``, so a test can see where the
-    device was opened; ``timeouts`` counts ``_on_actuator_timeout`` calls, which zero the command.
+    ``open_pid`` is the pid of the process that ran ``open_device``, so a test can see where the
+    device was opened; ``timeouts`` counts ``on_command_timeout`` calls, which zero the command.
     """
 
     HEADER = 3  # count, open_pid, timeouts
@@ -33,23 +33,23 @@ class CounterSensor(Communicator):
                          actuator_timeout=actuator_timeout, start_method=start_method)
         self.dim, self.crash_after = dim, crash_after
 
-    def _open_device(self) -> None:
+    def open_device(self) -> None:
         self.count = 0
         self.open_pid = os.getpid()
         self.timeouts = 0
         self.command = np.zeros(self.dim)
 
-    def _sensor_handler(self) -> None:
+    def read_sensor(self) -> None:
         self.count += 1
         if self.crash_after is not None and self.count > self.crash_after:
             raise RuntimeError(f"toy device failure after {self.crash_after} readings")
         self.sensor_buffer.write(np.concatenate([[self.count, self.open_pid, self.timeouts], self.command]))
 
-    def _actuator_handler(self) -> None:
+    def send_command(self) -> None:
         data, _, _ = self.actuator_buffer.read_update()
         self.command = data[0].copy()
 
-    def _on_actuator_timeout(self) -> None:
+    def on_command_timeout(self) -> None:
         self.timeouts += 1
         self.command = np.zeros(self.dim)  # stale commands mean zero velocity
 
@@ -61,9 +61,9 @@ class SlowOpen(CounterSensor):
         super().__init__(**kwargs)
         self.delay = delay
 
-    def _open_device(self) -> None:
+    def open_device(self) -> None:
         time.sleep(self.delay)
-        super()._open_device()
+        super().open_device()
 
 
 class CrashOnDemand(CounterSensor):
@@ -80,10 +80,10 @@ class CrashOnDemand(CounterSensor):
         """Makes the child's next sensor reading raise (call from the parent)."""
         self.trigger.write(np.ones(1, np.uint8))
 
-    def _sensor_handler(self) -> None:
+    def read_sensor(self) -> None:
         if self.trigger.num_writes:
             raise RuntimeError(self.MESSAGE)
-        super()._sensor_handler()
+        super().read_sensor()
 
     def close(self, timeout: float = 2.0) -> None:
         super().close(timeout)
@@ -98,9 +98,9 @@ class SlowHandler(CounterSensor):
         super().__init__(**kwargs)
         self.handler_s = handler_s
 
-    def _sensor_handler(self) -> None:
+    def read_sensor(self) -> None:
         time.sleep(self.handler_s)
-        super()._sensor_handler()
+        super().read_sensor()
 
 
 class FrameSensor(Communicator):
@@ -111,11 +111,11 @@ class FrameSensor(Communicator):
                          use_sensor=True, use_actuator=False, sensor_rate_hz=rate_hz,
                          start_method=start_method)
 
-    def _open_device(self) -> None:
+    def open_device(self) -> None:
         self.count = 0
         self.frame = np.zeros(FRAME_SHAPE, np.uint8)
 
-    def _sensor_handler(self) -> None:
+    def read_sensor(self) -> None:
         self.count += 1
         self.frame.fill(self.count % 256)
         self.sensor_buffer.write(self.frame)

@@ -124,7 +124,7 @@ class FrankaLibfrankaCommunicator(Communicator):
 
     # ----- hooks (child process) -----
 
-    def _open_device(self) -> None:
+    def open_device(self) -> None:
         # The connection lives in the child: a libfranka socket must not cross a fork. The 1 kHz
         # loop gets a thread of its own that runs from connect to the final ramp-down without a
         # pause: the robot aborts a motion after 20 ms without commands, so the loop must not wait
@@ -151,14 +151,14 @@ class FrankaLibfrankaCommunicator(Communicator):
             opened.set()
             self._control_loop.close()  # ramps to rest, then finishes the motion
 
-    def _close_device(self) -> None:
+    def close_device(self) -> None:
         if getattr(self, "_control_thread", None) is not None:
             self._stop_control.set()
             self._control_loop.request_stop()
             self._control_thread.join(self.config.stop_timeout + 5.0)
             self._control_thread = None
 
-    def _sensor_handler(self) -> None:
+    def read_sensor(self) -> None:
         # The state is published by the 1 kHz loop; this 20 Hz check only brings its failure
         # (e.g. recovery impossible, connection lost) to the parent.
         thread = self._control_thread
@@ -167,7 +167,7 @@ class FrankaLibfrankaCommunicator(Communicator):
         if thread is not None and not thread.is_alive():
             raise DeviceError(f"FrankaLibfranka({self.config.robot_ip}): the 1 kHz control loop stopped")
 
-    def _actuator_handler(self) -> None:
+    def send_command(self) -> None:
         # Commands are taken from actuator_buffer by the 1 kHz loop itself, so that a new command
         # reaches the robot in the next millisecond, not at this thread's pace.
         pass

@@ -17,7 +17,6 @@ Stats buffer slot: float64 (STATS_DIM,), indexed by the STATS_* constants below.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from communicators.franka.safety import SafetyFilter
 from communicators.franka.state import DQ, EE_POS, EE_QUAT, Q, STATE_DIM
 from communicators.franka.libfranka.libfranka_config import LibfrankaConfig
 from communicators.franka.libfranka.velocity_shaper import VelocityShaper
+from communicators.realtime import enable_realtime
 from communicators.shared_buffer import SharedBuffer
 
 logger = logging.getLogger(__name__)
@@ -123,15 +123,9 @@ class LibfrankaControlLoop:
                     "violation reflexes under load; use a PREEMPT_RT kernel on a real robot.",
                     cfg.robot_ip,
                 )
-        if cfg.realtime_priority is not None:
-            try:  # pid 0: the calling thread, which runs every cycle from here on
-                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(cfg.realtime_priority))
-            except (OSError, AttributeError) as exc:
-                raise DeviceError(
-                    f"FrankaLibfranka({cfg.robot_ip}): cannot set SCHED_FIFO priority "
-                    f"{cfg.realtime_priority}: {exc}; run as root / grant CAP_SYS_NICE, or set "
-                    "LibfrankaConfig.realtime_priority=None"
-                ) from exc
+        # This thread runs every cycle from here on; a configured priority that is refused is an error.
+        enable_realtime(cfg.realtime_priority, on_refusal="raise", owner=f"FrankaLibfranka({cfg.robot_ip})",
+                        fix="set LibfrankaConfig.realtime_priority=None")
         try:
             self._robot = pylibfranka.Robot(cfg.robot_ip, realtime)
         except self._errors as exc:

@@ -20,9 +20,10 @@ zero by the time the remaining velocity error e is used up (a^2 / 2J + a dt / 2 
 arrives at the target without overshoot (to within one jerk step, max_jerk * dt^2); |e| / dt lands exactly on
 it in the last cycle.
 
-Watchdog: a command older than `command_timeout` seconds (the env or the learner stalled or died)
-is replaced by zero velocity, and the arm ramps down along the same profile instead of stepping to
-zero, which would itself trigger a reflex.
+Watchdog: the project's one stale-command rule (communicators/watchdog.py): a command older than
+`command_timeout` seconds by its timestamp (the env or the learner stalled or died) is replaced by
+zero velocity, and the arm ramps down along the same profile instead of stepping to zero, which
+would itself trigger a reflex.
 
 Limits (FR3, https://frankarobotics.github.io/docs/robot_specifications.html, the same values as
 libfranka >= 0.10's rate_limiting.h): joint velocity 2.62 rad/s (joints 1-4), 5.26, 4.18,
@@ -49,6 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from communicators.franka.state import NUM_JOINTS
+from communicators.watchdog import CommandWatchdog
 
 FR3_MAX_JOINT_VELOCITY = np.array([2.62, 2.62, 2.62, 2.62, 5.26, 4.18, 5.26])
 """FR3 joint velocity limits (rad/s), Franka's robot specifications."""
@@ -115,7 +117,7 @@ class VelocityShaper:
     def __init__(self, config: VelocityShaperConfig | None = None) -> None:
         self.config = config if config is not None else VelocityShaperConfig()
         self._command = np.zeros(NUM_JOINTS)
-        self._command_time = -np.inf  # no command yet: stale from the start
+        self._watchdog = CommandWatchdog(self.config.command_timeout)  # no command yet: stale
         self.velocity = np.zeros(NUM_JOINTS)
         """Last shaped velocity, shape (7,), rad/s."""
         self.acceleration = np.zeros(NUM_JOINTS)
@@ -159,11 +161,11 @@ class VelocityShaper:
             raise ValueError(f"joint-velocity command has shape {dq.shape}, expected (7,)")
         # A broken command (NaN, inf) is no command: stop rather than guess.
         self._command = dq.copy() if np.all(np.isfinite(dq)) else np.zeros(NUM_JOINTS)
-        self._command_time = float(timestamp)
+        self._watchdog.command_arrived(timestamp)
 
     def is_stale(self, now: float) -> bool:
         """True when no command arrived within `command_timeout` before `now` (monotonic s)."""
-        return now - self._command_time > self.config.command_timeout
+        return self._watchdog.is_stale(now)
 
     def target(self, now: float) -> np.ndarray:
         """The velocity to track at `now`: the latest command, or zero when it is stale (rad/s)."""

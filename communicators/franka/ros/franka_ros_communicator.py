@@ -167,7 +167,7 @@ class FrankaROSCommunicator(Communicator):
 
     # ----- hooks (run in the child process) -----
 
-    def _open_device(self) -> None:
+    def open_device(self) -> None:
         from communicators.franka.ros.ros_master import master_is_up
 
         cfg = self.config
@@ -252,7 +252,7 @@ class FrankaROSCommunicator(Communicator):
                 )
             time.sleep(0.01)
 
-    def _close_device(self) -> None:
+    def close_device(self) -> None:
         rospy = getattr(self, "_rospy", None)
         if rospy is None:
             return
@@ -295,7 +295,7 @@ class FrankaROSCommunicator(Communicator):
         h = msg._connection_header
         return class_from_connection_header(h["type"], h["md5sum"], h["message_definition"])
 
-    def _sensor_handler(self) -> None:
+    def read_sensor(self) -> None:
         with self._cond:
             deadline = time.monotonic() + self.config.state_timeout
             while self._joint_seq == self._seen_seq:
@@ -344,11 +344,11 @@ class FrankaROSCommunicator(Communicator):
         self._link.set_joint_names([names[k] for k in order])
         return order
 
-    def _actuator_handler(self) -> None:
+    def send_command(self) -> None:
         data, _, _ = self.actuator_buffer.read_update()
         self._send(data[-1])
 
-    def _on_actuator_timeout(self) -> None:
+    def on_command_timeout(self) -> None:
         if getattr(self, "_link", None) is None:
             return  # the device never opened (the base class also calls this at shutdown)
         self._send(np.zeros(7))

@@ -87,7 +87,7 @@ class FrankaROS2Communicator(Communicator):
 
     # ----- hooks (run in the child process) -----
 
-    def _open_device(self) -> None:
+    def open_device(self) -> None:
         self.runtime.activate()
         from communicators.franka.ros2.ros2_link import Ros2ArmLink
 
@@ -117,7 +117,7 @@ class FrankaROS2Communicator(Communicator):
                     f"FrankaROS2Communicator: {describe_missing_controller(link, cfg.connect_timeout)}")
             time.sleep(0.01)
 
-    def _close_device(self) -> None:
+    def close_device(self) -> None:
         link = getattr(self, "_link", None)
         if link is None:
             return
@@ -136,7 +136,7 @@ class FrankaROS2Communicator(Communicator):
             self._names = names
         return self._order
 
-    def _sensor_handler(self) -> None:
+    def read_sensor(self) -> None:
         got = self._link.wait_for_state(self._seen_seq, self.config.state_timeout)
         if got is None:
             self._send(np.zeros(NUM_JOINTS))  # at once, not at the next actuator tick
@@ -165,11 +165,11 @@ class FrankaROS2Communicator(Communicator):
         with self._lock:
             self._q, self._state_recv = state[Q].copy(), recv
 
-    def _actuator_handler(self) -> None:
+    def send_command(self) -> None:
         data, _, _ = self.actuator_buffer.read_update()
         self._send(data[-1])
 
-    def _on_actuator_timeout(self) -> None:
+    def on_command_timeout(self) -> None:
         if getattr(self, "_link", None) is None:
             return  # the device never opened, or is closed (the base class calls this at shutdown)
         self._send(np.zeros(NUM_JOINTS))

@@ -47,6 +47,7 @@ def rig():
     arm.start()
     camera.start()
     _wait_for(lambda: camera.sensor_buffer.num_writes > 0, what="the first frame")
+    _wait_for(lambda: arm.sensor_buffer.num_writes > 0, what="the arm's first state")  # may open after the camera
     yield arm, target, camera
     camera.close()
     arm.close()

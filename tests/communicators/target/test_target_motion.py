@@ -93,8 +93,7 @@ def test_tracking_bounce_reflects_at_the_wall():
     # One free axis, start at the centre, moving +x at 1 unit/s in a box of width 1.
     config = TargetConfig(mode="tracking", low=(0, 0, 0), high=(1, 0, 0), speed=1.0)
     motion = TargetMotion(config)
-    motion._start = np.array([0.5, 0.0, 0.0])
-    motion._velocity = np.array([1.0, 0.0, 0.0])
+    motion.set_episode(start=[0.5, 0.0, 0.0], velocity=[1.0, 0.0, 0.0])
     for t, x in [(0.0, 0.5), (0.25, 0.75), (0.5, 1.0), (0.75, 0.75), (1.5, 0.0), (2.0, 0.5)]:
         np.testing.assert_allclose(motion.position(t), [x, 0.0, 0.0], atol=1e-12)
 
