@@ -23,7 +23,7 @@ from sac.replay_buffer import SharedReplayBuffer, replay_bytes
 from sac.training.run_dir import run_name
 from sac.training.sensors import load_sensors
 from sac.training.settings import AGENT_FIELDS, SettingError, TrainConfig
-from sac.training.updaters import AsyncUpdater, SerialUpdater, Updater
+from sac.training.updaters import AsyncUpdater, SerialUpdater, Updater, extra_names
 
 FLAG_OF = {
     # FrankaVisualReacherConfig
@@ -169,7 +169,7 @@ def make_agent(config: TrainConfig, env: Any) -> SACAgent:
 def make_updater(config: TrainConfig, agent: SACAgent, env: Any) -> Updater:
     """Serial or asynchronous learning with a shared replay buffer built from the env's space."""
     replay = SharedReplayBuffer(env.observation_space, env.action_space.shape[0],
-                                config.agent.replay_buffer_capacity)
+                                config.agent.replay_buffer_capacity, extras=extra_names(list(env.freshness_budgets)))
     try:
         if config.learner.async_mode:
             return AsyncUpdater(agent, replay, learner_config(config))

@@ -19,7 +19,7 @@ from sac.logger import Logger
 from sac.training.console import Console
 from sac.training.settings import TrainConfig
 from sac.training.signals import StopSignals
-from sac.training.updaters import Updater
+from sac.training.updaters import Updater, transition_extras
 
 
 @dataclass
@@ -33,6 +33,8 @@ class RunState:
     returns: list[float] = field(default_factory=list)
     episode_end_steps: list[int] = field(default_factory=list)
     periods: list[float] = field(default_factory=list)
+    ages: dict[str, list[float]] = field(default_factory=dict)
+    """Sensor stream -> its age at every step, s."""
     wall_time_s: float = 0.0
     """Wall-clock seconds of all the run's invocations together."""
 
@@ -79,6 +81,7 @@ def train(config: TrainConfig, env: Any, updater: Updater, logger: Logger, state
     total = run.init_step + run.env_step
     session_start = time.monotonic()
     wall_before = state.wall_time_s
+    streams = list(env.freshness_budgets)
     console.start_progress(run.init_step, state.step, "initial random steps")
     obs, _ = env.reset(seed=run.seed + state.episode)
     action = np.zeros(env.action_space.shape, np.float32)
@@ -93,12 +96,14 @@ def train(config: TrainConfig, env: Any, updater: Updater, logger: Logger, state
                     action = state.action_rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
             elif ep_steps % env_cfg.agent_action_repeat == 0:
                 action = updater.agent.act(obs)
-            next_obs, reward, terminated, truncated, _ = env.step(action)
+            next_obs, reward, terminated, truncated, info = env.step(action)
             now = time.monotonic()
             if last is not None:  # recorded per step, so a run cut short still reports its cycle
                 state.periods.append(now - last)
             last = now
-            updater.add(obs, action, reward, next_obs, terminated)
+            for name in streams:
+                state.ages.setdefault(name, []).append(info["timing"]["ages"][name])
+            updater.add(obs, action, reward, next_obs, terminated, transition_extras(info["timing"], streams))
             state.step += 1
             ep_return += reward
             ep_steps += 1
@@ -161,7 +166,9 @@ def _log_episode(logger: Logger, state: RunState, updater: Updater, ep_return: f
 
 
 def summary(config: TrainConfig, state: RunState, updater: Updater) -> dict:
-    """Run figures for benchmarks: cycle timing, throughput, recent returns."""
+    """Run figures for benchmarks: cycle timing, throughput, recent returns, the observation keys the
+    agent consumed, and each sensor stream's age p50/p99."""
+    observation_keys = sorted(updater.agent.observation_space.spaces)
     p = np.array(state.periods) * 1e3 if state.periods else np.zeros(1)
     wall = max(state.wall_time_s, 1e-9)
     dt_ms = config.env.dt * 1e3
@@ -170,4 +177,16 @@ def summary(config: TrainConfig, state: RunState, updater: Updater) -> dict:
             "updates_per_s": updater.num_updates / wall, "env_steps_per_s": state.step / wall,
             "period_p50_ms": float(np.percentile(p, 50)), "period_p99_ms": float(np.percentile(p, 99)),
             "period_max_ms": float(p.max()), "overruns": int(np.sum(p > dt_ms + 1.0)),
-            "mean_return_last_20": float(np.mean(state.returns[-20:])) if state.returns else None}
+            "mean_return_last_20": float(np.mean(state.returns[-20:])) if state.returns else None,
+            "observation_keys": observation_keys, "stream_age_ms": _percentiles_ms(state.ages)}
+
+
+def _percentiles_ms(values: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """name -> {"p50", "p99"} of its values (s), in ms; NaNs (no data yet) left out."""
+    out = {}
+    for name, seconds in values.items():
+        finite = np.asarray(seconds, np.float64)
+        finite = finite[np.isfinite(finite)]
+        if finite.size:
+            out[name] = {"p50": float(np.percentile(finite, 50) * 1e3), "p99": float(np.percentile(finite, 99) * 1e3)}
+    return out

@@ -31,6 +31,20 @@ AGENT_FILE = "agent.pt"
 REPLAY_FILE = "replay.npz"
 
 
+def extra_names(stream_names: list[str]) -> tuple[str, ...]:
+    """The timing stored with every transition (delay-aware learning can use them):
+
+    * ``age/<stream>``: that sensor stream's age when the step's observation was read, s;
+    * ``period``: the step's actual period, s (NaN for the first step after a reset).
+    """
+    return (*(f"age/{name}" for name in stream_names), "period")
+
+
+def transition_extras(timing: dict, stream_names: list[str]) -> dict[str, float]:
+    """The extras of one transition from the step's ``info["timing"]``."""
+    return {**{f"age/{name}": float(timing["ages"][name]) for name in stream_names}, "period": float(timing["period"])}
+
+
 class Updater(abc.ABC):
     """The learning side of a run, as the acting loop sees it.
 
@@ -56,8 +70,9 @@ class Updater(abc.ABC):
 
     @abc.abstractmethod
     def add(self, obs: dict[str, np.ndarray], action: np.ndarray, reward: float,
-            next_obs: dict[str, np.ndarray], terminated: bool) -> None:
-        """Stores one transition. Never blocks the action cycle."""
+            next_obs: dict[str, np.ndarray], terminated: bool, extras: dict[str, float]) -> None:
+        """Stores one transition with its timing extras (see :func:`transition_extras`). Never blocks
+        the action cycle."""
 
     @abc.abstractmethod
     def after_step(self, env_step: int) -> None:
@@ -101,8 +116,8 @@ class _ReplayUpdater(Updater):
     def storage_line(self) -> str:
         return f"replay buffer: {self.replay.description}"
 
-    def add(self, obs, action, reward, next_obs, terminated) -> None:
-        self.replay.add(obs, action, reward, next_obs, terminated)
+    def add(self, obs, action, reward, next_obs, terminated, extras) -> None:
+        self.replay.add(obs, action, reward, next_obs, terminated, extras)
 
     def restore(self, checkpoint_dir: str) -> None:
         self.agent.load_state_dict(torch.load(os.path.join(checkpoint_dir, AGENT_FILE), weights_only=False))

@@ -93,7 +93,8 @@ def assert_complete_checkpoint(run_dir: str) -> dict:
                          "proprioception": spaces.Box(-np.inf, np.inf, (16,), np.float32)})
     agent = SACAgent(space, 2, preset.agent)
     agent.load_state_dict(torch.load(os.path.join(checkpoint, "agent.pt"), weights_only=False))
-    replay = SharedReplayBuffer(space, 2, args["replay_buffer_capacity"])
+    replay = SharedReplayBuffer(space, 2, args["replay_buffer_capacity"],
+                                extras=("age/robot", "age/target", "age/camera", "period"))
     try:
         replay.load(os.path.join(checkpoint, "replay.npz"))
         assert len(replay) > 0

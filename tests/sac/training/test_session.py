@@ -34,6 +34,7 @@ class StandInReacher(gymnasium.Env):
             "image": spaces.Box(0, 255, (3 * frames, height, width), np.uint8),
             "proprioception": spaces.Box(-np.inf, np.inf, (16,), np.float32)})
         self.action_space = spaces.Box(-1, 1, (2,), np.float32)
+        self.freshness_budgets = {"camera": 0.2}  # one sensor stream, as RTRLBaseEnv reports them
         self.closed = False
 
     def _frame(self) -> np.ndarray:
@@ -52,16 +53,20 @@ class StandInReacher(gymnasium.Env):
         self.last, self.t = np.zeros(2, np.float32), 0
         self.stack = [self._frame()] * self.k
         self.deadline = time.monotonic()
+        self._last = float("nan")
         return self._obs(), {}
 
     def step(self, action):
         self.deadline += self.dt
         time.sleep(max(0.0, self.deadline - time.monotonic()))
+        now = time.monotonic()
+        timing = {"period": now - getattr(self, "_last", float("nan")), "ages": {"camera": 0.005 * (self.t % 3)}}
+        self._last = now
         self.pos = np.clip(self.pos + 0.1 * np.asarray(action), -1, 1)
         self.last, self.t = np.asarray(action, np.float32), self.t + 1
         self.stack = self.stack[1:] + [self._frame()]
         reward = float(self.dt * 4 * np.exp(-10 * np.sum(self.pos ** 2)))
-        return self._obs(), reward, False, self.t >= self.episode_steps, {}
+        return self._obs(), reward, False, self.t >= self.episode_steps, {"timing": timing}
 
     def close(self):
         self.closed = True
@@ -104,6 +109,8 @@ def test_training_logs_each_episode_checkpoints_and_resumes_with_the_same_counts
     figures = json.loads((run_dir / "summary.json").read_text())
     assert figures["env_steps"] == 150 and figures["episodes"] == 6 and figures["num_updates"] > 0
     assert 30 < figures["period_p50_ms"] < 80  # the stand-in paces 40 ms cycles
+    assert figures["observation_keys"] == ["image", "proprioception"]
+    assert figures["stream_age_ms"]["camera"] == {"p50": pytest.approx(5.0), "p99": pytest.approx(10.0)}
 
     # Resume with a longer budget: the counts continue where the checkpoint left them.
     assert script.main(["--resume", str(run_dir), "--env_step", "150"]) == 0
