@@ -346,7 +346,7 @@ def _learner_main(setup_file: str, replay: SharedReplayBuffer, weights: WeightPu
         counters = control["counters"]
         agent = SACAgent(*spec, device=config.device)
         agent.load_state_dict(torch.load(io.BytesIO(state), weights_only=False))
-        weights.publish(agent.policy_state())
+        weights.publish(agent.policy_state(), updates=agent.num_updates)
         sums = np.zeros(2 * len(STAT_KEYS))
         k = len(STAT_KEYS)
         last_snapshot = time.monotonic()
@@ -362,7 +362,7 @@ def _learner_main(setup_file: str, replay: SharedReplayBuffer, weights: WeightPu
             info = agent.update(replay.sample(agent.config.batch_size, agent.np_rng))
             counters[_NUM_UPDATES] = agent.num_updates
             if agent.num_updates % config.publish_every == 0:
-                weights.publish(agent.policy_state())
+                weights.publish(agent.policy_state(), updates=agent.num_updates)
             for i, key in enumerate(STAT_KEYS):
                 if key in info:
                     sums[i] += info[key]

@@ -26,7 +26,7 @@ CONSOLE_FIELDS = (("E", "episode/number", "{:d}"), ("S", "episode/step", "{:d}")
 CSV_FIELDS = tuple(key for _, key, _ in CONSOLE_FIELDS) + (
     "episode/wall_time_s", "train/alpha", "train/entropy", "train/q1", "train/alpha_loss",
     "timing/period_p50_ms", "timing/period_p99_ms", "timing/period_max_ms", "timing/overruns",
-    "timing/updates_per_s")
+    "timing/updates_per_s", "timing/staleness_updates")
 
 
 def format_line(mode: str, values: dict[str, float]) -> str:

@@ -15,9 +15,10 @@ import torch
 from communicators.seqlock import SeqLock
 from communicators.shared_memory import SharedArrays
 
-_VERSION = 0  # header: newest version, then the sequences of slots 0 and 1, then their versions
+_VERSION = 0  # header: newest version, the sequences of slots 0 and 1, their versions, their tags
 _SEQUENCES = slice(1, 3)
 _LABEL = 3
+_TAG = 5
 
 
 class VersionedArray:
@@ -31,7 +32,7 @@ class VersionedArray:
 
     def __init__(self, size: int, dtype=np.float32, tag: str = "versioned"):
         self.size = int(size)
-        self._shared = SharedArrays({"header": ((5,), np.int64), "data": ((2, self.size), dtype)}, tag=tag)
+        self._shared = SharedArrays({"header": ((7,), np.int64), "data": ((2, self.size), dtype)}, tag=tag)
         self._attach()
 
     def _attach(self) -> None:
@@ -54,13 +55,19 @@ class VersionedArray:
         """True while a publish is inside a slot (or a writer died inside one, until the next publish)."""
         return self._seqlock.writing(0) or self._seqlock.writing(1)
 
-    def publish(self, values: np.ndarray) -> int:
-        """Writes a new version (writer process only). Returns its number (1, 2, ...)."""
+    def publish(self, values: np.ndarray, tag: int = 0) -> int:
+        """Writes a new version (writer process only). Returns its number (1, 2, ...).
+
+        Args:
+            values: the array, ``size`` elements.
+            tag: an integer that travels with this version (the weights' update count, say).
+        """
         version = int(self._header[_VERSION]) + 1
         slot = version % 2  # the slot readers of the current version are NOT reading
         self._seqlock.write_begin(slot)
         self._data[slot] = values
         self._header[_LABEL + slot] = version  # the slot's own label, read inside the seqlock
+        self._header[_TAG + slot] = tag
         self._seqlock.write_end(slot)
         self._header[_VERSION] = version
         return version
@@ -73,19 +80,24 @@ class VersionedArray:
             ``max_tries`` tries (the writer kept rewriting the slot); ``out`` is then unusable,
             so read into a scratch array.
         """
-        def copy() -> int:
+        read = self.read_tagged(out, newer_than, max_tries)
+        return None if read is None else read[0]
+
+    def read_tagged(self, out: np.ndarray, newer_than: int = 0, max_tries: int = 3) -> tuple[int, int] | None:
+        """As :meth:`read`, returning ``(version, tag)`` of the copy (or None)."""
+        def copy() -> tuple[int, int]:
             np.copyto(out, self._data[slot])
             # The slot may hold a newer version than we looked up (same parity): its own label says.
-            return int(self._header[_LABEL + slot])
+            return int(self._header[_LABEL + slot]), int(self._header[_TAG + slot])
 
         for _ in range(max_tries):
             version = int(self._header[_VERSION])
             if version <= newer_than:
                 return None
             slot = version % 2
-            clean, label = self._seqlock.try_read(slot, copy)
+            clean, labelled = self._seqlock.try_read(slot, copy)
             if clean:
-                return label
+                return labelled
         return None
 
     def close(self) -> None:
@@ -109,26 +121,34 @@ class WeightPublisher:
         self._array = VersionedArray(sum(self._sizes), np.float32, tag="weights")
         self._scratch: np.ndarray | None = None
         self.pulled_version = 0
+        self.pulled_updates = 0
+        """The update count the learner published with the weights last pulled."""
 
     def __getstate__(self) -> dict:
         return {"names": self._names, "shapes": self._shapes, "sizes": self._sizes, "array": self._array}
 
     def __setstate__(self, state: dict) -> None:
         self._names, self._shapes, self._sizes = state["names"], state["shapes"], state["sizes"]
-        self._array, self._scratch, self.pulled_version = state["array"], None, 0
+        self._array, self._scratch, self.pulled_version, self.pulled_updates = state["array"], None, 0, 0
 
     @property
     def version(self) -> int:
         """Newest published version (0: none yet)."""
         return self._array.version
 
-    def publish(self, state: dict[str, torch.Tensor]) -> int:
-        """Publishes a state dict with the template's names and shapes. Returns the version."""
+    def publish(self, state: dict[str, torch.Tensor], updates: int = 0) -> int:
+        """Publishes a state dict with the template's names and shapes. Returns the version.
+
+        Args:
+            state: the module's state dict.
+            updates: the learner's update count these weights are the result of (read back as
+                ``pulled_updates``, so the actor knows how stale its weights are).
+        """
         if list(state) != self._names:
             raise ValueError(f"published state has keys {list(state)[:4]}..., expected the template's "
                              f"{self._names[:4]}...")
         flat = torch.cat([t.detach().reshape(-1).to("cpu", torch.float32) for t in state.values()])
-        return self._array.publish(flat.numpy())
+        return self._array.publish(flat.numpy(), tag=int(updates))
 
     def pull(self, module: torch.nn.Module) -> int | None:
         """Loads the newest version into ``module`` if one newer than the last pull exists.
@@ -139,13 +159,14 @@ class WeightPublisher:
         """
         if self._scratch is None:
             self._scratch = np.empty(self._array.size, np.float32)
-        version = self._array.read(self._scratch, newer_than=self.pulled_version)
-        if version is None:
+        read = self._array.read_tagged(self._scratch, newer_than=self.pulled_version)
+        if read is None:
             return None
+        version, updates = read
         flat = torch.from_numpy(self._scratch)
         tensors = dict(zip(self._names, (v.view(s) for v, s in zip(flat.split(self._sizes), self._shapes))))
         module.load_state_dict(tensors)
-        self.pulled_version = version
+        self.pulled_version, self.pulled_updates = version, updates
         return version
 
     def close(self) -> None:

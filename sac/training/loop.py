@@ -35,6 +35,8 @@ class RunState:
     periods: list[float] = field(default_factory=list)
     ages: dict[str, list[float]] = field(default_factory=dict)
     """Sensor stream -> its age at every step, s."""
+    staleness: list[int] = field(default_factory=list)
+    """Updates between the learner and the weights that chose each action."""
     wall_time_s: float = 0.0
     """Wall-clock seconds of all the run's invocations together."""
 
@@ -96,6 +98,8 @@ def train(config: TrainConfig, env: Any, updater: Updater, logger: Logger, state
                     action = state.action_rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
             elif ep_steps % env_cfg.agent_action_repeat == 0:
                 action = updater.agent.act(obs)
+            acting = updater.acting_updates
+            state.staleness.append(updater.num_updates - acting)
             next_obs, reward, terminated, truncated, info = env.step(action)
             now = time.monotonic()
             if last is not None:  # recorded per step, so a run cut short still reports its cycle
@@ -103,7 +107,7 @@ def train(config: TrainConfig, env: Any, updater: Updater, logger: Logger, state
             last = now
             for name in streams:
                 state.ages.setdefault(name, []).append(info["timing"]["ages"][name])
-            updater.add(obs, action, reward, next_obs, terminated, transition_extras(info["timing"], streams))
+            updater.add(obs, action, reward, next_obs, terminated, transition_extras(info["timing"], streams, acting))
             state.step += 1
             ep_return += reward
             ep_steps += 1
@@ -154,6 +158,8 @@ def _log_episode(logger: Logger, state: RunState, updater: Updater, ep_return: f
     for key, value in updater.stats().items():
         logger.log(key, value, step)
     p = np.array(periods) * 1e3 if periods else np.zeros(1)
+    staleness = state.staleness[-max(1, len(periods) + 1):]
+    logger.log("timing/staleness_updates", float(np.mean(staleness)) if staleness else 0.0, step)
     for key, value in (("episode/number", state.episode), ("episode/duration_s", duration),
                        ("episode/return", ep_return), ("episode/wall_time_s", state.wall_time_s),
                        ("train/num_updates", updater.num_updates), ("timing/period_p50_ms", np.percentile(p, 50)),
@@ -178,7 +184,9 @@ def summary(config: TrainConfig, state: RunState, updater: Updater) -> dict:
             "period_p50_ms": float(np.percentile(p, 50)), "period_p99_ms": float(np.percentile(p, 99)),
             "period_max_ms": float(p.max()), "overruns": int(np.sum(p > dt_ms + 1.0)),
             "mean_return_last_20": float(np.mean(state.returns[-20:])) if state.returns else None,
-            "observation_keys": observation_keys, "stream_age_ms": _percentiles_ms(state.ages)}
+            "observation_keys": observation_keys, "stream_age_ms": _percentiles_ms(state.ages),
+            "staleness_updates": {"p50": float(np.percentile(state.staleness, 50)) if state.staleness else 0.0,
+                                  "p99": float(np.percentile(state.staleness, 99)) if state.staleness else 0.0}}
 
 
 def _percentiles_ms(values: dict[str, list[float]]) -> dict[str, dict[str, float]]:

@@ -32,17 +32,20 @@ REPLAY_FILE = "replay.npz"
 
 
 def extra_names(stream_names: list[str]) -> tuple[str, ...]:
-    """The timing stored with every transition (delay-aware learning can use them):
+    """The timing stored with every transition (``batch.extras`` in a loss; delay-aware learning):
 
     * ``age/<stream>``: that sensor stream's age when the step's observation was read, s;
-    * ``period``: the step's actual period, s (NaN for the first step after a reset).
+    * ``period``: the step's actual period, s (NaN for the first step after a reset);
+    * ``weights_updates``: the update count of the weights that chose the action (the learner's
+      count minus this is how stale the policy was).
     """
-    return (*(f"age/{name}" for name in stream_names), "period")
+    return (*(f"age/{name}" for name in stream_names), "period", "weights_updates")
 
 
-def transition_extras(timing: dict, stream_names: list[str]) -> dict[str, float]:
-    """The extras of one transition from the step's ``info["timing"]``."""
-    return {**{f"age/{name}": float(timing["ages"][name]) for name in stream_names}, "period": float(timing["period"])}
+def transition_extras(timing: dict, stream_names: list[str], weights_updates: int) -> dict[str, float]:
+    """The extras of one transition from the step's ``info["timing"]`` and the acting weights' update count."""
+    return {**{f"age/{name}": float(timing["ages"][name]) for name in stream_names},
+            "period": float(timing["period"]), "weights_updates": float(weights_updates)}
 
 
 class Updater(abc.ABC):
@@ -92,6 +95,12 @@ class Updater(abc.ABC):
     @abc.abstractmethod
     def num_updates(self) -> int:
         """Gradient updates made so far (a resumed agent's included)."""
+
+    @property
+    @abc.abstractmethod
+    def acting_updates(self) -> int:
+        """The update count of the weights the actor chooses actions with now; ``num_updates``
+        minus this is how stale they are."""
 
     @abc.abstractmethod
     def write_checkpoint(self, directory: str) -> None:
@@ -165,6 +174,10 @@ class SerialUpdater(_ReplayUpdater):
     def num_updates(self) -> int:
         return self.agent.num_updates
 
+    @property
+    def acting_updates(self) -> int:
+        return self.agent.num_updates  # it acts with the weights it just updated
+
     def write_checkpoint(self, directory: str) -> None:
         torch.save(self.agent.state_dict(), os.path.join(directory, AGENT_FILE))
         self._write_replay(directory)
@@ -205,6 +218,10 @@ class AsyncUpdater(_ReplayUpdater):
     @property
     def num_updates(self) -> int:
         return self.learner.num_updates if self.learner is not None else self.agent.num_updates
+
+    @property
+    def acting_updates(self) -> int:
+        return self.learner.weights.pulled_updates if self.learner is not None else self.agent.num_updates
 
     def write_checkpoint(self, directory: str) -> None:
         path = os.path.join(directory, AGENT_FILE)

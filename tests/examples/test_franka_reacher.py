@@ -49,10 +49,18 @@ def group_alive(pgid: int) -> list[int]:
     return alive
 
 
+# /dev/shm before each script started: a pid is reused, and a segment left by a killed process of
+# an earlier session must not count against the script that now has its pid.
+_SHM_BEFORE: dict[int, set[str]] = {}
+
+
 def start(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "MUJOCO_GL": "egl", "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, SCRIPT, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+    before = set(os.listdir("/dev/shm"))
+    proc = subprocess.Popen([sys.executable, SCRIPT, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    _SHM_BEFORE[proc.pid] = before
+    return proc
 
 
 def read_until(proc: subprocess.Popen, prefix: str) -> list[str]:
@@ -76,7 +84,7 @@ def finish(proc: subprocess.Popen, timeout: float) -> str:
     while group_alive(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not group_alive(proc.pid), f"processes left behind: {group_alive(proc.pid)}"
-    leaked = [n for n in os.listdir("/dev/shm") if f"_{proc.pid}_" in n]
+    leaked = [n for n in set(os.listdir("/dev/shm")) - _SHM_BEFORE.pop(proc.pid, set()) if f"_{proc.pid}_" in n]
     assert not leaked, f"shared memory left behind: {leaked}"
     return out
 
@@ -94,10 +102,17 @@ def assert_complete_checkpoint(run_dir: str) -> dict:
     agent = SACAgent(space, 2, preset.agent)
     agent.load_state_dict(torch.load(os.path.join(checkpoint, "agent.pt"), weights_only=False))
     replay = SharedReplayBuffer(space, 2, args["replay_buffer_capacity"],
-                                extras=("age/robot", "age/target", "age/camera", "period"))
+                                extras=("age/robot", "age/target", "age/camera", "period", "weights_updates"))
     try:
         replay.load(os.path.join(checkpoint, "replay.npz"))
         assert len(replay) > 0
+        # Every transition carries its timing: stream ages and the period (s), the acting weights.
+        extras = replay.sample(64, np.random.default_rng(0)).extras
+        for stream in ("robot", "target", "camera"):
+            assert np.all((extras[f"age/{stream}"] >= 0) & (extras[f"age/{stream}"] < 5.0)), extras[f"age/{stream}"]
+        periods = extras["period"][np.isfinite(extras["period"])]
+        assert periods.size and 0.02 < np.median(periods) < 0.08  # 40 ms cycles
+        assert np.all(extras["weights_updates"] >= 0)
     finally:
         replay.close()
     return torch.load(os.path.join(checkpoint, "trainer.pt"), weights_only=False)

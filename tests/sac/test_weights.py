@@ -106,3 +106,17 @@ def test_a_new_writer_after_one_killed_mid_write_publishes_versions_readers_acce
         assert not array.mid_write()
     finally:
         array.close()
+
+
+def test_the_update_count_travels_with_the_weights_it_belongs_to():
+    source = torch.nn.Linear(3, 2)
+    publisher = WeightPublisher(source.state_dict())
+    try:
+        target = torch.nn.Linear(3, 2)
+        publisher.publish(source.state_dict(), updates=41)
+        assert publisher.pull(target) == 1 and publisher.pulled_updates == 41
+        publisher.publish(source.state_dict(), updates=57)
+        assert publisher.pull(target) == 2 and publisher.pulled_updates == 57
+        assert publisher.pull(target) is None and publisher.pulled_updates == 57  # nothing newer: unchanged
+    finally:
+        publisher.close()

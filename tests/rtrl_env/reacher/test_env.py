@@ -176,7 +176,7 @@ def test_scripted_expert_clearly_beats_the_random_policy(env2):
 
 def test_unknown_backend_lists_the_valid_ones():
     with pytest.raises(ValueError, match=re.escape(
-            "unknown robot backend 'ur5'; expected one of 'sim', 'ros', 'ros2', 'libfranka'")):
+            "FrankaVisualReacherConfig.backend='ur5': must be one of sim, ros, ros2, libfranka")):
         gymnasium.make("FrankaVisualReacher-v0", backend="ur5")
 
 
@@ -188,7 +188,7 @@ def test_misspelled_argument_is_refused_listing_the_valid_ones():
 
 @pytest.mark.parametrize("priority", [0, 100, 5.5])
 def test_a_realtime_priority_outside_1_to_99_is_refused_by_name(priority):
-    with pytest.raises(ValueError, match=rf"realtime_priority={priority!r}: expected None or an int in 1\.\.99"):
+    with pytest.raises(ValueError, match=rf"realtime_priority={priority!r}: must be None or a whole number in 1\.\.99"):
         gymnasium.make("FrankaVisualReacher-v0", realtime_priority=priority)
 
 

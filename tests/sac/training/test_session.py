@@ -111,6 +111,9 @@ def test_training_logs_each_episode_checkpoints_and_resumes_with_the_same_counts
     assert 30 < figures["period_p50_ms"] < 80  # the stand-in paces 40 ms cycles
     assert figures["observation_keys"] == ["image", "proprioception"]
     assert figures["stream_age_ms"]["camera"] == {"p50": pytest.approx(5.0), "p99": pytest.approx(10.0)}
+    assert figures["staleness_updates"]["p50"] >= 0 and figures["staleness_updates"]["p99"] >= 0
+    if not mode:  # serial: the agent acts with the weights it has just updated
+        assert figures["staleness_updates"] == {"p50": 0.0, "p99": 0.0}
 
     # Resume with a longer budget: the counts continue where the checkpoint left them.
     assert script.main(["--resume", str(run_dir), "--env_step", "150"]) == 0
