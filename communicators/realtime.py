@@ -259,6 +259,58 @@ def enable_realtime(priority: int | None, cpus: set[int] | None = None, *, on_re
     return priority is not None
 
 
+BACKGROUND_SCHEDULERS = ("other", "batch", "idle")
+"""The scheduling policies a background process may take without privileges, by name:
+``other`` (SCHED_OTHER, the normal one), ``batch`` (SCHED_BATCH: CPU-bound, never preempts on
+wake-up), ``idle`` (SCHED_IDLE: runs only on CPU time no normal thread wants)."""
+
+
+def run_in_background(scheduler: str, nice: int = 0) -> None:
+    """Puts every thread of the calling process under ``scheduler`` and adds ``nice`` to each.
+
+    For a process that should soak up idle CPU and never delay a time-critical one (the learner
+    beside the action cycle). Lowering one's own policy needs no privilege. On Linux policy and
+    nice value are per thread; threads the process starts afterwards inherit the calling thread's,
+    so calling this before a thread pool starts (torch's intra-op threads) covers the pool too.
+    Threads already running are set here as well. A thread under SCHED_FIFO (a process started
+    from a real-time loop) is brought down too. Under ``idle`` the nice value has no effect.
+
+    Args:
+        scheduler: one of :data:`BACKGROUND_SCHEDULERS`.
+        nice: nice increment, 0..19, added to each thread's nice value.
+
+    Raises:
+        ValueError: an unknown ``scheduler`` or a nice increment outside 0..19.
+        RealtimeError: the system refused (not Linux).
+    """
+    if scheduler not in BACKGROUND_SCHEDULERS:
+        raise ValueError(f"scheduler={scheduler!r}; choose one of {BACKGROUND_SCHEDULERS}")
+    if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
+        raise ValueError(f"nice={nice!r} must be a whole number in 0..19 (a nice increment)")
+    policy = {"other": "SCHED_OTHER", "batch": "SCHED_BATCH", "idle": "SCHED_IDLE"}[scheduler]
+    try:
+        policy = getattr(os, policy)
+        for tid in _own_threads():
+            try:
+                os.sched_setscheduler(tid, policy, os.sched_param(0))
+                if nice:
+                    # setpriority with a thread id sets that thread's nice value (Linux).
+                    os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+            except ProcessLookupError:
+                pass  # the thread ended meanwhile
+    except (AttributeError, OSError) as err:
+        raise RealtimeError(f"cannot put this process under SCHED_{scheduler.upper()} with nice +{nice} ({err}); "
+                            "use scheduler='other' and nice=0 where the OS has no such policies") from err
+
+
+def _own_threads() -> list[int]:
+    """Thread ids of the calling process (the process id alone where /proc is missing)."""
+    try:
+        return sorted(int(tid) for tid in os.listdir("/proc/self/task"))
+    except FileNotFoundError:
+        return [0]
+
+
 @dataclass(frozen=True)
 class SchedulerState:
     """A thread's scheduling policy, its parameters and its CPU affinity."""

@@ -2,10 +2,12 @@
 continuously and publishes the policy's weights, while the acting process keeps its cycle.
 
 Thread budget on a 2-core machine: the acting process runs torch with one thread (policy inference
-is ~1 ms); the learner gets ``num_threads`` intra-op threads at a raised nice value, so it soaks up
-idle CPU but yields to the action cycle and the device processes when they need a core. OpenMP
-threads wait passively (``OMP_WAIT_POLICY=passive``), so a preempted learner thread does not make
-its partner spin.
+is ~1 ms); the learner gets ``num_threads`` intra-op threads under a background scheduling policy
+(``LearnerConfig.scheduler``: SCHED_BATCH by default, or SCHED_IDLE, or SCHED_OTHER at a nice
+increment), so it soaks up idle CPU but the action cycle and the device processes preempt it
+whenever they wake. No privilege is needed to lower one's own policy. OpenMP threads wait
+passively (``OMP_WAIT_POLICY=passive``), so a preempted learner thread does not make its partner
+spin.
 
 Failure: an exception in the learner sends its traceback to the parent and ends the process; the
 actor keeps its last weights and :meth:`AsyncLearner.raise_if_failed` raises :class:`LearnerError`
@@ -33,6 +35,7 @@ import numpy as np
 import torch
 
 from communicators.errors import ConfigError
+from communicators.realtime import BACKGROUND_SCHEDULERS, run_in_background
 from sac.errors import LearnerError
 from sac.agent import SACAgent
 from sac.replay_buffer import SharedReplayBuffer
@@ -56,8 +59,12 @@ class LearnerConfig:
     """torch intra-op threads in the learner process."""
     actor_threads: int = 1
     """torch intra-op threads set in the acting process by :meth:`AsyncLearner.start`."""
+    scheduler: str = "batch"
+    """Scheduling policy of the learner's threads, one of ``communicators.realtime.BACKGROUND_SCHEDULERS``:
+    ``batch`` (SCHED_BATCH; the default), ``idle`` (SCHED_IDLE) or ``other`` (SCHED_OTHER)."""
     nice: int = 5
-    """Nice increment of the learner, so the action cycle wins a contended core."""
+    """Nice increment of the learner's threads (under ``batch`` and ``other``; ``idle`` ignores it),
+    so the action cycle wins a contended core."""
     publish_every: int = 1
     """Publish the policy's weights every this many updates."""
     device: str = "cpu"
@@ -86,6 +93,8 @@ class LearnerConfig:
                 raise bad(name, f"must be a whole number >= {low}")
         if isinstance(self.nice, bool) or not isinstance(self.nice, int) or not 0 <= self.nice <= 19:
             raise bad("nice", "must be a whole number in 0..19 (a nice increment)")
+        if self.scheduler not in BACKGROUND_SCHEDULERS:
+            raise bad("scheduler", f"must be one of {', '.join(BACKGROUND_SCHEDULERS)}")
         if self.start_method not in multiprocessing.get_all_start_methods():
             raise bad("start_method", f"must be one of {multiprocessing.get_all_start_methods()}")
 
@@ -235,6 +244,11 @@ class AsyncLearner:
         self._process.start()
 
     @property
+    def pid(self) -> int | None:
+        """The learner process's id; None before :meth:`start`. A restart gives a new one."""
+        return self._process.pid
+
+    @property
     def failed(self) -> bool:
         """The learner failed and will not be restarted (its restarts are used up)."""
         return self._error is not None and self.restarts >= self.config.max_restarts
@@ -334,15 +348,13 @@ def _learner_main(setup_file: str, replay: SharedReplayBuffer, weights: WeightPu
     # Ctrl-C reaches the whole process group; the parent decides when the learner stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        if os.sched_getscheduler(0) != os.SCHED_OTHER:
-            # Started from a real-time action loop (a restart): never compete with it at its priority.
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        # Before torch starts its intra-op threads, which inherit it. It also brings a learner started
+        # from a real-time action loop (a restart) down from SCHED_FIFO.
+        run_in_background(config.scheduler, config.nice)
         with open(setup_file, "rb") as f:  # the agent's spec and full state, written by the parent
             spec, state = pickle.load(f)
         os.unlink(setup_file)
         torch.set_num_threads(config.num_threads)
-        if config.nice:
-            os.nice(config.nice)
         counters = control["counters"]
         agent = SACAgent(*spec, device=config.device)
         agent.load_state_dict(torch.load(io.BytesIO(state), weights_only=False))

@@ -31,6 +31,7 @@ FLAG_OF = {
     "frame_stack": "image_history", "backend": "backend", "realtime_priority": "realtime_priority",
     # LearnerConfig
     "max_update_freq": "max_update_freq", "num_threads": "learner_threads", "nice": "learner_nice",
+    "scheduler": "learner_scheduler",
     "max_restarts": "learner_restarts",
     # AgentConfig: the same names as its flags
     **{name: name for name in AGENT_FIELDS},
@@ -136,6 +137,7 @@ def learner_config(config: TrainConfig) -> LearnerConfig:
     learner = config.learner
     return LearnerConfig(max_update_freq=learner.max_update_freq, update_after=config.run.init_step,
                          num_threads=learner.learner_threads, nice=learner.learner_nice,
+                         scheduler=learner.learner_scheduler,
                          max_restarts=learner.learner_restarts, device=config.agent.device)
 
 

@@ -1,5 +1,6 @@
 """Pacer: deadline pacing does not drift, relative pacing does, overruns skip ahead, the spin margin
-learns from late sleeps; enable_realtime with its two refusal policies; the scheduler given back."""
+learns from late sleeps; enable_realtime with its two refusal policies; the scheduler given back;
+run_in_background lowers every thread of a process, without privileges."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import ctypes
 import doctest
 import math
 import os
+import json
 import re
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -18,7 +22,7 @@ import pytest
 from communicators import realtime as pacing
 from communicators.errors import DeviceError, RealtimeError
 from communicators.realtime import (Pacer, PacingMode, SpinMargin, enable_realtime, precise_timer_slack,
-                                    restore_scheduler, scheduler_state)
+                                    restore_scheduler, run_in_background, scheduler_state)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -253,3 +257,48 @@ def test_the_scheduler_recorded_before_is_given_back():
     thread.join(10)
     assert seen["on"] and seen["during"] == os.SCHED_FIFO
     assert seen["after"] == (seen["before"].policy, set(seen["before"].cpus))
+
+
+# ----- background scheduling: the learner's policy -----
+
+_BACKGROUND_CHILD = """
+import json, os, sys, threading
+from communicators.realtime import run_in_background
+if os.geteuid() == 0:
+    os.setuid(65534)  # nobody: lowering one's own policy must need no privilege
+stop = threading.Event()
+before = threading.Thread(target=stop.wait)  # a thread running before the call
+before.start()
+run_in_background(sys.argv[1], int(sys.argv[2]))
+seen = {}
+def report():
+    seen["after"] = (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+after = threading.Thread(target=report)  # a thread started after it, like torch's pool
+after.start(); after.join()
+threads = {int(t): os.sched_getscheduler(int(t)) for t in os.listdir("/proc/self/task")}
+nices = {int(t): os.getpriority(os.PRIO_PROCESS, int(t)) for t in os.listdir("/proc/self/task")}
+stop.set(); before.join()
+print(json.dumps({"uid": os.geteuid(), "threads": threads, "nices": nices, "after": seen["after"]}))
+"""
+
+
+@pytest.mark.parametrize("scheduler, policy, nice", [("batch", "SCHED_BATCH", 5), ("idle", "SCHED_IDLE", 0),
+                                                     ("other", "SCHED_OTHER", 7)])
+def test_a_process_puts_all_its_threads_in_the_background_without_privileges(scheduler, policy, nice):
+    done = subprocess.run([sys.executable, "-c", _BACKGROUND_CHILD, scheduler, str(nice)], capture_output=True,
+                          text=True, timeout=20, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["uid"] != 0
+    # The main thread, the one started before, and any pool numpy started at import: all of them.
+    assert len(seen["threads"]) >= 2 and set(seen["threads"].values()) == {getattr(os, policy)}
+    assert set(seen["nices"].values()) == {nice}, "every thread gets the nice increment (the parent's is 0)"
+    assert seen["after"] == [getattr(os, policy), nice], "a thread started afterwards inherits both"
+
+
+def test_an_unknown_background_scheduler_is_refused_by_name_and_nothing_changes():
+    with pytest.raises(ValueError, match=re.escape("scheduler='fifo'; choose one of ('other', 'batch', 'idle')")):
+        run_in_background("fifo")
+    with pytest.raises(ValueError, match=re.escape("nice=20 must be a whole number in 0..19")):
+        run_in_background("batch", 20)
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER

@@ -144,7 +144,8 @@ def test_a_failed_learner_is_restarted_from_the_last_saved_agent_until_the_resta
     wait_for(lambda: learner.num_updates == 12, 30, "the new learner to catch up to the cap")
     assert learner.weights.version > version  # and it publishes weights the actor can pull
     assert learner.pull_weights(agent.policy) is not None
-    assert os.sched_getscheduler(learner._process.pid) == os.SCHED_OTHER  # not the loop's SCHED_FIFO
+    # The default background policy (LearnerConfig.scheduler="batch"), not the loop's SCHED_FIFO.
+    assert os.sched_getscheduler(learner.pid) == os.SCHED_BATCH
     assert not glob.glob(os.path.join(tempfile.gettempdir(), "sac_learner_state_*"))  # read and removed
     stats = learner.stats()
     assert np.isfinite(stats["train/critic_loss"]) and stats["train/batch_reward"] == pytest.approx(1.0)
@@ -186,3 +187,22 @@ def test_a_learner_process_learns_from_two_cameras_a_vector_sensor_and_publishes
 def test_a_negative_restart_count_is_refused():
     with pytest.raises(ValueError, match="max_restarts=-1"):
         LearnerConfig(max_restarts=-1)
+
+
+@pytest.mark.parametrize("scheduler, policy, nice", [("batch", os.SCHED_BATCH, 5), ("idle", os.SCHED_IDLE, 0),
+                                                     ("other", os.SCHED_OTHER, 3)])
+def test_the_learner_process_and_all_its_threads_run_under_the_configured_scheduler(setup, scheduler, policy, nice):
+    agent, make = setup
+    learner = make(scheduler=scheduler, nice=nice, num_threads=2, update_after=0)
+    learner.set_env_step(5)
+    wait_for(lambda: learner.num_updates >= 20, 60, "20 updates")  # torch's intra-op threads exist by now
+    assert os.sched_getscheduler(learner.pid) == policy
+    threads = [int(t) for t in os.listdir(f"/proc/{learner.pid}/task")]
+    assert {os.sched_getscheduler(t) for t in threads} == {policy}
+    base = os.getpriority(os.PRIO_PROCESS, os.getpid())
+    assert {os.getpriority(os.PRIO_PROCESS, t) for t in threads} == {min(19, base + nice)}
+
+
+def test_an_unknown_learner_scheduler_is_refused_naming_the_field():
+    with pytest.raises(ValueError, match=re.escape("LearnerConfig.scheduler='fifo': must be one of other, batch, idle")):
+        LearnerConfig(scheduler="fifo")

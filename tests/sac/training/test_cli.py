@@ -36,6 +36,7 @@ BAD = [
     (["--discount", "1.5"], "--discount 1.5: must be a number in [0, 1]"),
     (["--learner_threads", "0"], "--learner_threads 0: must be a whole number >= 1"),
     (["--learner_nice", "40"], "--learner_nice 40: must be a whole number in 0..19"),
+    (["--learner_scheduler", "fifo"], "--learner_scheduler fifo: must be one of other, batch, idle"),
     (["--realtime_priority", "100"], "--realtime_priority 100: must be None or a whole number in 1..99"),
     (["--target_type", "circle"], "--target_type circle: must be one of reaching, tracking, static"),
     (["--replay_buffer_capacity", "100000000"], "--replay_buffer_capacity 100000000: needs"),
