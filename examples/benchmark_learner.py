@@ -10,10 +10,17 @@ the transition, pulling weights). Only the data path differs:
   queue to a replay process, which samples minibatches and sends them, pickled, through a second
   queue to the update process.
 
-The learner runs flat out (no update cap). Prints a table and writes JSON. Not a test: figures
-depend on the machine and its load.
+The learner runs flat out (no update cap), under each scheduling policy of ``--schedulers``
+(``communicators.realtime.run_in_background``: ``other`` at ``--nice``, ``batch`` at ``--nice``,
+``idle``) with each thread count of ``--learner_threads``; the acting loop is paced by the env's
+Pacer (deadline grid, learned spin margin). Each run records its share of the serial two-thread
+ceiling measured in the same invocation and the load average (the machine may be shared). Prints
+a table and writes JSON; ``runs[0]`` is the first combination. Not a test: figures depend on the
+machine and its load.
 
     python examples/benchmark_learner.py --duration 60 --out benchmark_learner.json
+    python examples/benchmark_learner.py --duration 60 --configs seed --pipelines shared \
+        --schedulers other,batch,idle --learner_threads 1,2 --serial_seconds 20 --out FILE
     python examples/benchmark_learner.py --profile --configs seed     # where an update's time goes
 """
 from __future__ import annotations
@@ -33,7 +40,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from communicators.realtime import enable_realtime
+from communicators.realtime import BACKGROUND_SCHEDULERS, Pacer, enable_realtime, run_in_background
 from sac.agent import SACAgent
 from sac.async_learner import AsyncLearner, LearnerConfig
 from sac.config import get_preset
@@ -102,10 +109,10 @@ def _replay_process(transitions, batches, shape, capacity, batch_size, stop) -> 
         replay.close()
 
 
-def _queue_learner(batches, spec, state, weights, counters, stop, threads, nice) -> None:
+def _queue_learner(batches, spec, state, weights, counters, stop, threads, scheduler, nice) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    run_in_background(scheduler, nice)
     torch.set_num_threads(threads)
-    os.nice(nice)
     agent = SACAgent(*spec)
     agent.load_state_dict(state)
     weights.publish(agent.policy_state())
@@ -123,7 +130,7 @@ def _queue_learner(batches, spec, state, weights, counters, stop, threads, nice)
 class QueuePipeline:
     """The anchors' three-process design, with this project's agent and weight publishing."""
 
-    def __init__(self, agent: SACAgent, capacity: int, threads: int, nice: int):
+    def __init__(self, agent: SACAgent, capacity: int, threads: int, scheduler: str, nice: int):
         ctx = multiprocessing.get_context("spawn")
         self.transitions, self.batches = ctx.Queue(), ctx.Queue(maxsize=2)
         self.stop_event = ctx.Event()
@@ -136,7 +143,7 @@ class QueuePipeline:
                               agent.config.batch_size, self.stop_event)),
             ctx.Process(target=_queue_learner, daemon=True,
                         args=(self.batches, spec, agent.state_dict(), self.weights, self.counters,
-                              self.stop_event, threads, nice))]
+                              self.stop_event, threads, scheduler, nice))]
         os.environ.setdefault("OMP_WAIT_POLICY", "passive")
         for p in self.procs:
             p.start()
@@ -171,7 +178,7 @@ class QueuePipeline:
 
 
 # -------------------------------------------------------------------- one run
-def run(config: str, pipeline: str, duration: float, threads: int, nice: int, prefill: int,
+def run(config: str, pipeline: str, duration: float, threads: int, scheduler: str, nice: int, prefill: int,
         actor_priority: int | None = None) -> dict:
     shape, config_ = CONFIGS[config][1], agent_config(config)
     torch.set_num_threads(1)  # the acting process's budget
@@ -183,12 +190,13 @@ def run(config: str, pipeline: str, duration: float, threads: int, nice: int, pr
         for _ in range(prefill):
             replay.add(*stream.step(np.zeros(ACTION_DIM, np.float32)))
         learner = AsyncLearner(agent, replay, LearnerConfig(max_update_freq=1e9, update_after=0,
-                                                            num_threads=threads, nice=nice)).start()
+                                                            num_threads=threads, scheduler=scheduler,
+                                                            nice=nice)).start()
         learner.set_env_step(1 << 40)
         learner.wait_ready(120)
         add = replay.add
     else:
-        learner = QueuePipeline(agent, 10_000, threads, nice)
+        learner = QueuePipeline(agent, 10_000, threads, scheduler, nice)
         for _ in range(prefill):
             learner.add(*stream.step(np.zeros(ACTION_DIM, np.float32)))
         while learner.weights.version == 0:
@@ -202,8 +210,11 @@ def run(config: str, pipeline: str, duration: float, threads: int, nice: int, pr
             learner.raise_if_failed()
             time.sleep(0.05)
         periods, work, pulls = [], [], 0
+        load0 = os.getloadavg()
         u0, t0 = learner.num_updates, time.monotonic()
-        next_tick = last = t0
+        pacer = Pacer(DT, spin_s=None)  # the env's: deadline grid, learned spin margin
+        pacer.start(t0)
+        last = t0
         while time.monotonic() - t0 < duration:
             start = time.monotonic()
             learner.raise_if_failed()
@@ -211,13 +222,13 @@ def run(config: str, pipeline: str, duration: float, threads: int, nice: int, pr
             action = agent.act(stream.obs)
             add(*stream.step(action))
             work.append(time.monotonic() - start)
-            next_tick += DT
-            time.sleep(max(0.0, next_tick - time.monotonic()))
+            pacer.wait()
             now = time.monotonic()
             periods.append(now - last)
             last = now
         elapsed = time.monotonic() - t0
         updates = learner.num_updates - u0
+        load1 = os.getloadavg()
     finally:
         if actor_priority is not None:
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
@@ -226,13 +237,15 @@ def run(config: str, pipeline: str, duration: float, threads: int, nice: int, pr
             replay.close()
     p = np.array(periods[1:]) * 1e3
     return {"config": config, "pipeline": pipeline, "image_shape": list(shape),
-            "batch_size": config_.batch_size, "learner_threads": threads, "actor_realtime": realtime,
+            "batch_size": config_.batch_size, "learner_threads": threads, "learner_scheduler": scheduler,
+            "learner_nice": 0 if scheduler == "idle" else nice, "actor_realtime": realtime,
             "duration_s": elapsed,
             "updates_per_s": updates / elapsed, "env_steps_per_s": len(periods) / elapsed,
             "weight_pulls_per_s": pulls / elapsed, "period_p50_ms": float(np.percentile(p, 50)),
             "period_p99_ms": float(np.percentile(p, 99)), "period_max_ms": float(p.max()),
             "overruns": int(np.sum(p > DT * 1e3 + 1.0)),
-            "actor_work_p99_ms": float(np.percentile(np.array(work) * 1e3, 99))}
+            "actor_work_p99_ms": float(np.percentile(np.array(work) * 1e3, 99)),
+            "loadavg_before": load0, "loadavg_after": load1}
 
 
 @contextlib.contextmanager
@@ -278,8 +291,11 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per pipeline run")
     parser.add_argument("--configs", default="seed,seed-bf16,cpu", help="comma list of: " + ",".join(CONFIGS))
     parser.add_argument("--pipelines", default="shared,queue", help="comma list of: shared,queue")
-    parser.add_argument("--learner_threads", type=int, default=1, help="torch threads of the learner")
-    parser.add_argument("--nice", type=int, default=5, help="nice increment of the learner process")
+    parser.add_argument("--learner_threads", default="1", help="comma list of torch thread counts of the learner")
+    parser.add_argument("--schedulers", default=LearnerConfig.scheduler,
+                        help="comma list of the learner's scheduling policies: " + ",".join(BACKGROUND_SCHEDULERS))
+    parser.add_argument("--nice", type=int, default=LearnerConfig.nice,
+                        help="nice increment of the learner's threads (other and batch)")
     parser.add_argument("--actor_priority", type=int, default=None,
                         help="run the acting loop under SCHED_FIFO at this priority (1-99; needs root)")
     parser.add_argument("--serial_seconds", type=float, default=15.0, help="0 skips the serial ceiling")
@@ -287,9 +303,20 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="only print where an update's time goes (torch profiler), per config")
     args = parser.parse_args()
+    try:
+        thread_counts = [int(t) for t in args.learner_threads.split(",")]
+    except ValueError:
+        parser.error(f"--learner_threads {args.learner_threads}: must be a comma list of whole numbers, e.g. 1,2")
+    if min(thread_counts) < 1:
+        parser.error(f"--learner_threads {args.learner_threads}: every count must be >= 1, e.g. 1,2")
+    schedulers = args.schedulers.split(",")
+    unknown = [name for name in schedulers if name not in BACKGROUND_SCHEDULERS]
+    if unknown:
+        parser.error(f"--schedulers {args.schedulers}: {','.join(unknown)} is none of {','.join(BACKGROUND_SCHEDULERS)}")
     if args.profile:
         for config in args.configs.split(","):
-            print(f"{config}, {args.learner_threads} thread(s):\n{profile_update(config, args.learner_threads)}")
+            for threads in thread_counts:
+                print(f"{config}, {threads} thread(s):\n{profile_update(config, threads)}")
         return
     results, serial = [], {}
     for config in args.configs.split(","):
@@ -297,18 +324,27 @@ def main() -> None:
             for threads in (1, 2):
                 serial[f"{config}/{threads}"] = serial_ceiling(config, threads, args.serial_seconds)
         for pipeline in args.pipelines.split(","):
-            results.append(run(config, pipeline, args.duration, args.learner_threads, args.nice, prefill=1000,
-                               actor_priority=args.actor_priority))
-            r = results[-1]
-            print(f"{config:5s} {pipeline:6s} updates/s {r['updates_per_s']:6.2f}  env steps/s "
-                  f"{r['env_steps_per_s']:5.1f}  period p50/p99/max {r['period_p50_ms']:.1f}/"
-                  f"{r['period_p99_ms']:.1f}/{r['period_max_ms']:.1f} ms", flush=True)
-    header = "| config | shape | batch | pipeline | updates/s | env steps/s | period p50 / p99 / max (ms) | overruns |"
-    print("\n" + header + "\n|" + "---|" * 8)
+            for scheduler in schedulers:
+                for threads in thread_counts:
+                    r = run(config, pipeline, args.duration, threads, scheduler, args.nice, prefill=1000,
+                            actor_priority=args.actor_priority)
+                    ceiling = serial.get(f"{config}/2")
+                    r["of_serial_two_thread_ceiling"] = r["updates_per_s"] / ceiling if ceiling else None
+                    results.append(r)
+                    print(f"{config:5s} {pipeline:6s} {scheduler:5s} {threads} thr  updates/s "
+                          f"{r['updates_per_s']:6.2f}  env steps/s {r['env_steps_per_s']:5.1f}  period p50/p99/max "
+                          f"{r['period_p50_ms']:.2f}/{r['period_p99_ms']:.2f}/{r['period_max_ms']:.1f} ms  load "
+                          f"{r['loadavg_after'][0]:.2f}", flush=True)
+    header = ("| config | shape | batch | pipeline | scheduler | threads | updates/s | x serial 2-thread | "
+              "env steps/s | period p50 / p99 / max (ms) | overruns | load avg (1 min, after) |")
+    print("\n" + header + "\n|" + "---|" * 12)
     for r in results:
+        share = "" if r["of_serial_two_thread_ceiling"] is None else f"{r['of_serial_two_thread_ceiling']:.2f}"
+        scheduler = r["learner_scheduler"] + ("" if r["learner_scheduler"] == "idle" else f" +{r['learner_nice']}")
         print(f"| {r['config']} | {'x'.join(map(str, r['image_shape']))} | {r['batch_size']} | {r['pipeline']} | "
-              f"{r['updates_per_s']:.2f} | {r['env_steps_per_s']:.1f} | {r['period_p50_ms']:.1f} / "
-              f"{r['period_p99_ms']:.1f} / {r['period_max_ms']:.1f} | {r['overruns']} |")
+              f"{scheduler} | {r['learner_threads']} | {r['updates_per_s']:.2f} | {share} | "
+              f"{r['env_steps_per_s']:.1f} | {r['period_p50_ms']:.2f} / {r['period_p99_ms']:.2f} / "
+              f"{r['period_max_ms']:.1f} | {r['overruns']} | {r['loadavg_after'][0]:.2f} |")
     for key, value in serial.items():
         print(f"serial ceiling {key} thread(s): {value:.2f} updates/s")
     with open(args.out, "w") as f:

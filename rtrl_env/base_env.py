@@ -59,7 +59,8 @@ class RTRLBaseEnv(gym.Env):
             the time used, as SenseAct and the seed pace; for comparison).
         spin_s: seconds before a deadline at which sleeping stops and waiting spins; None (the
             default) learns it from how late sleeps wake (see communicators/realtime.py).
-        sleep_time: the polling loop's idle sleep, seconds (bounds its added latency).
+        sleep_time: the polling loop's idle sleep when no sensor has news, seconds (bounds the age it
+            adds to a sensation; actions wake the loop at once).
         realtime_priority: SCHED_FIFO priority (1..99) of the stepping thread and the polling
             loop; None keeps the normal scheduler. Falls back with one warning where not permitted.
         cpu_affinity: CPUs to pin the stepping thread to; None leaves it free.
@@ -391,14 +392,14 @@ class RTRLBaseEnv(gym.Env):
     def _send_action(self, action: np.ndarray) -> None:
         self._write_time = time.monotonic()
         if self._loop is not None:
-            self._loop.actuator_buffer.write(action, timestamp=self._write_time)
+            self._loop.post_action(action, timestamp=self._write_time)
         else:
             send_commands(self.task.actuate(action), self._actuator_buffers())
 
     def _send_stop_commands(self) -> None:
         if self._loop is not None and not self._loop.actuator_buffer.closed:
             # First drop an action the loop has not forwarded yet: it must not land after the stop.
-            self._loop.actuator_buffer.write(np.full(self._loop.actuator_buffer.shape, np.nan))
+            self._loop.post_action(np.full(self._loop.actuator_buffer.shape, np.nan))
         send_commands(self.task.stop_commands(), self._actuator_buffers())
 
     def _try_stop_commands(self) -> str | None:

@@ -66,27 +66,30 @@ def _tool_transform(tool_offset: float) -> np.ndarray:
     return t
 
 
+# Per-joint constants of the link transforms (Craig's convention).
+_A, _D = _DH[:, 0], _DH[:, 1]
+_COS_ALPHA, _SIN_ALPHA = np.cos(_DH[:, 2]), np.sin(_DH[:, 2])
+
+
 def _joint_frames(q: np.ndarray) -> np.ndarray:
     """Homogeneous transforms (7, 4, 4) of the joint frames 1..7 in the base frame.
 
-    The z axis of frame i is the rotation axis of joint i.
+    The z axis of frame i is the rotation axis of joint i. The seven link transforms are built at
+    once (the safety filter calls this at the arm's state rate, 500 Hz in the sim, so building
+    them one small array at a time cost most of the filter's time).
     """
-    frames = np.empty((NUM_JOINTS, 4, 4))
-    t = np.eye(4)
-    for i, (a, d, alpha) in enumerate(_DH):
-        ca, sa = np.cos(alpha), np.sin(alpha)
-        ct, st = np.cos(q[i]), np.sin(q[i])
-        # Craig's convention: Rot_x(alpha) Trans_x(a) Rot_z(theta) Trans_z(d).
-        link = np.array(
-            [
-                [ct, -st, 0.0, a],
-                [st * ca, ct * ca, -sa, -d * sa],
-                [st * sa, ct * sa, ca, d * ca],
-                [0.0, 0.0, 0.0, 1.0],
-            ]
-        )
-        t = t @ link
-        frames[i] = t
+    ct, st = np.cos(q), np.sin(q)
+    # Link i = Rot_x(alpha) Trans_x(a) Rot_z(theta) Trans_z(d).
+    links = np.zeros((NUM_JOINTS, 4, 4))
+    links[:, 0, 0], links[:, 0, 1], links[:, 0, 3] = ct, -st, _A
+    links[:, 1, 0], links[:, 1, 1] = st * _COS_ALPHA, ct * _COS_ALPHA
+    links[:, 1, 2], links[:, 1, 3] = -_SIN_ALPHA, -_D * _SIN_ALPHA
+    links[:, 2, 0], links[:, 2, 1] = st * _SIN_ALPHA, ct * _SIN_ALPHA
+    links[:, 2, 2], links[:, 2, 3] = _COS_ALPHA, _D * _COS_ALPHA
+    links[:, 3, 3] = 1.0
+    frames = links  # frame i = frame i-1 @ link i, in place: link i is read before frame i is written
+    for i in range(1, NUM_JOINTS):
+        frames[i] = frames[i - 1] @ links[i]
     return frames
 
 
