@@ -47,6 +47,7 @@ _serials = itertools.count()
 
 _ERROR_BYTES = 16384
 _SUPERVISE_PERIOD_S = 0.05
+_STOP_FLAG_LOOK_S = 0.02
 _THREAD_JOIN_S = 1.0  # per loop thread at shutdown; close() waits longer than both together
 _STATS_FIELDS = ("sensor_overruns", "actuator_overruns", "sensor_cycles", "actuator_cycles", "watchdog_trips")
 
@@ -69,13 +70,17 @@ class _StopFlag:
         return bool(self._value.value)
 
     def wait(self, timeout: float) -> bool:
-        """Waits up to ``timeout`` seconds for the flag; returns whether it is set."""
+        """Waits up to ``timeout`` seconds for the flag; returns whether it is set.
+
+        It looks every 20 ms: each look wakes the process, and every communicator's supervisor
+        waits here all its life (at 5 ms, five sim processes spent ~3 % of a core waking up).
+        """
         end = time.monotonic() + timeout
         while not self._value.value:
             left = end - time.monotonic()
             if left <= 0:
                 return False
-            time.sleep(min(left, 0.005))
+            time.sleep(min(left, _STOP_FLAG_LOOK_S))
         return True
 
 

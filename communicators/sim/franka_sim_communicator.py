@@ -153,6 +153,8 @@ class FrankaSimCommunicator(Communicator):
             physics.set_joint_velocity(np.zeros(NUM_JOINTS))
 
     def send_command(self) -> None:
+        if not self.actuator_buffer.updated():
+            return  # the command held is still the newest (commands come at the env's 25 Hz, ticks at 500)
         data, _, _ = self.actuator_buffer.read_update()
         command = np.array(data[-1], dtype=np.float64)
         if not np.all(np.isfinite(command)):

@@ -63,6 +63,16 @@ def test_frames_are_rgb_uint8_of_the_configured_size_with_increasing_timestamps(
     assert frames.std() > 5  # a real picture, not a blank buffer
 
 
+
+def test_frames_come_at_the_configured_rate_and_no_faster(rig):
+    # Rendering in one thread (no llvmpipe pool) must not cost frames; and a frame is rendered
+    # only when one is due, never more often than fps.
+    _, _, camera = rig
+    before, start = camera.sensor_buffer.num_writes, time.monotonic()
+    time.sleep(3.0)
+    frames, elapsed = camera.sensor_buffer.num_writes - before, time.monotonic() - start
+    assert 0.6 * 30.0 * elapsed <= frames <= 30.0 * elapsed + 2, f"{frames} frames in {elapsed:.2f} s at 30 fps"
+
 def test_frames_change_when_the_arm_moves(rig):
     arm, _, camera = rig
     before = _frame_after(camera, time.monotonic()).astype(int)
