@@ -128,8 +128,12 @@ def fk_and_jacobian(
     p_tool = tool[:3, 3]
     axes = frames[:, :3, 2]  # (7, 3) joint axes (z of each frame)
     origins = frames[:, :3, 3]  # (7, 3)
+    arm = p_tool - origins  # (7, 3)
     jac = np.empty((6, NUM_JOINTS))
-    jac[:3] = np.cross(axes, p_tool - origins).T
+    # axes x arm, written out: np.cross costs ~30 us of checks at this size, at the filter's 500 Hz.
+    jac[0] = axes[:, 1] * arm[:, 2] - axes[:, 2] * arm[:, 1]
+    jac[1] = axes[:, 2] * arm[:, 0] - axes[:, 0] * arm[:, 2]
+    jac[2] = axes[:, 0] * arm[:, 1] - axes[:, 1] * arm[:, 0]
     jac[3:] = axes.T
     return p_tool.copy(), tool[:3, :3].copy(), jac
 
