@@ -14,6 +14,10 @@ tracked per reader, not in one global flag.
 
 Memory ordering: see communicators/seqlock.py (x86-64's in-order stores).
 
+Waiting for news: every write wakes the readers sleeping in :func:`wait_for_update` on the
+buffer's write counter (a futex, communicators/futex.py), so a reader of several buffers sleeps
+until one is written instead of polling them; where the system has no futex_waitv it polls.
+
 Example:
     >>> import numpy as np
     >>> buf = SharedBuffer(shape=(3,), dtype=np.float64, buffer_len=4)
@@ -33,11 +37,13 @@ import multiprocessing
 import os
 import secrets
 import time
+from collections.abc import Sequence
 from multiprocessing import shared_memory
 from typing import Any
 
 import numpy as np
 
+from communicators import futex
 from communicators.errors import SharedBufferError
 from communicators.seqlock import SeqLock
 
@@ -116,6 +122,8 @@ class SharedBuffer:
         buf = self._shm.buf
         n = self.buffer_len
         self._counter = np.ndarray((1,), np.int64, buf, 0)
+        # The counter's low 32 bits (little-endian) are the futex word readers wait on.
+        self._counter_address = self._counter.ctypes.data
         meta = _HEADER_BYTES
         self._seq = np.ndarray((n,), np.int64, buf, meta)
         self._seqlock = SeqLock(self._seq)
@@ -185,6 +193,7 @@ class SharedBuffer:
             self._counter[0] = count + 1
         finally:
             self._lock.release()
+        futex.wake(self._counter_address)  # after the counter changed: no reader misses the write
 
     # ----- reading -----
 
@@ -294,3 +303,29 @@ class SharedBuffer:
 
     def __repr__(self) -> str:
         return f"SharedBuffer(shape={self.shape}, dtype={self.dtype}, buffer_len={self.buffer_len})"
+
+
+def wait_for_update(buffers: Sequence[SharedBuffer], timeout: float, poll_s: float = 0.0001) -> bool:
+    """Sleeps until one of ``buffers`` is written after this reader's last :meth:`~SharedBuffer.read_update`
+    of it, or ``timeout`` seconds pass; returns at once if one already was.
+
+    The writers wake the reader (a futex on each buffer's write counter), so it neither polls nor
+    wakes late. Where the system has no ``futex_waitv`` (not Linux 5.16+), or for more than
+    ``futex.MAX_WORDS`` buffers, it polls every ``poll_s`` seconds instead.
+
+    Returns:
+        True if a buffer may have news (look with :meth:`~SharedBuffer.updated`), False after the
+        timeout.
+    """
+    if any(buf.updated() for buf in buffers):
+        return True
+    if futex.available() and len(buffers) <= futex.MAX_WORDS:
+        # The value this reader last saw: a write since then makes the kernel return at once.
+        return futex.wait_any([(buf._counter_address, buf._last_seen) for buf in buffers], timeout)
+    deadline = time.monotonic() + timeout
+    while not any(buf.updated() for buf in buffers):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(poll_s, left))
+    return True

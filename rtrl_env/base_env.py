@@ -59,8 +59,9 @@ class RTRLBaseEnv(gym.Env):
             the time used, as SenseAct and the seed pace; for comparison).
         spin_s: seconds before a deadline at which sleeping stops and waiting spins; None (the
             default) learns it from how late sleeps wake (see communicators/realtime.py).
-        sleep_time: the polling loop's idle sleep when no sensor has news, seconds (bounds the age it
-            adds to a sensation; actions wake the loop at once).
+        sleep_time: the polling loop's idle sleep, seconds, where nothing wakes it (bounds the age
+            it adds to a sensation): in singlethread and multithread modes, and in multiprocess
+            mode where sensor writes cannot wake it (no futex_waitv). Actions wake the loop's process.
         realtime_priority: SCHED_FIFO priority (1..99) of the stepping thread and the polling
             loop; None keeps the normal scheduler. Falls back with one warning where not permitted.
         cpu_affinity: CPUs to pin the stepping thread to; None leaves it free.

@@ -1,4 +1,5 @@
-"""SharedBuffer: cross-process use under every start method, SenseAct semantics, torn reads, cleanup."""
+"""SharedBuffer: cross-process use under every start method, SenseAct semantics, torn reads, cleanup;
+a reader sleeping in wait_for_update is woken by a write in another process."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import doctest
 import multiprocessing
 import pickle
 import re
+import threading
+import time
 
 import numpy as np
 import pytest
 
-from communicators import SharedBuffer, SharedBufferError, shared_buffer
+from communicators import SharedBuffer, SharedBufferError, futex, shared_buffer
+from communicators.shared_buffer import wait_for_update
 from tests.support import buffer_workers
 from tests.support.processes import Script, own_segments, segments_of, wait_until
 from tests.support.toy_communicators import FRAME_SHAPE
@@ -254,3 +258,57 @@ def test_data_that_cannot_be_stored_is_refused_and_leaves_the_buffer_readable():
         assert buf.latest()[0].tolist() == [4.0, 5.0, 6.0]
     finally:
         buf.close()
+
+
+# ----- waiting for news -----
+
+@pytest.mark.skipif(not futex.available(), reason="needs futex_waitv (Linux 5.16+)")
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_a_write_in_another_process_wakes_a_reader_waiting_on_several_buffers(method, buffers):
+    ctx = multiprocessing.get_context(method)
+    first, second = buffers(shape=(3,), buffer_len=2), buffers(shape=(2,), buffer_len=2)
+    parent_conn, child_conn = ctx.Pipe()
+    # A poll interval of 30 s: only a wake-up by the write can end the wait soon.
+    child = ctx.Process(target=buffer_workers.wait_for_update_and_report,
+                        args=([first, second], 60.0, 30.0, child_conn), daemon=True)
+    child.start()
+    try:
+        assert parent_conn.poll(30.0) and parent_conn.recv() == "waiting"
+        second.write(np.array([1.0, 2.0]))
+        assert parent_conn.poll(20.0), "the reader was not woken by the write"
+        result, waited, updated = parent_conn.recv()
+        assert result is True and updated == [False, True]
+        assert waited < 10.0
+    finally:
+        child.join(10)
+    assert child.exitcode == 0
+
+
+def test_waiting_returns_at_once_on_unread_news_and_false_after_the_timeout(buffers):
+    buf = buffers(shape=(1,), buffer_len=2)
+    start = time.monotonic()
+    assert wait_for_update([buf], 0.2) is False
+    assert time.monotonic() - start >= 0.19
+    buf.write(np.array([1.0]))
+    start = time.monotonic()
+    assert wait_for_update([buf], 30.0, poll_s=30.0) is True and time.monotonic() - start < 5.0
+    buf.read_update()
+    assert wait_for_update([buf], 0.05) is False  # read: no news any more
+
+
+def test_without_futex_waitv_a_reader_polls_and_still_sees_the_write(buffers, monkeypatch):
+    # The fallback where the kernel has no futex_waitv (not Linux, older than 5.16).
+    monkeypatch.setattr(futex, "_available", False)
+    buf = buffers(shape=(1,), buffer_len=2)
+    assert wait_for_update([buf], 0.1, poll_s=0.01) is False
+    writer = threading.Timer(0.2, lambda: buf.write(np.array([2.0])))
+    writer.start()
+    try:
+        assert wait_for_update([buf], 20.0, poll_s=0.01) is True and buf.updated()
+    finally:
+        writer.join()
+
+
+def test_more_words_than_the_kernel_takes_are_refused():
+    with pytest.raises(ValueError, match="at most 128 words, got 129"):
+        futex.wait_any([(0, 0)] * 129, 0.1)

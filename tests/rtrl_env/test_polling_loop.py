@@ -1,5 +1,5 @@
-"""The polling loop's process: actions wake it (they do not wait out its idle sleep), and with no
-action to forward it sleeps instead of polling."""
+"""The polling loop's process: actions and sensor writes wake it (they do not wait out its idle
+sleep), and with nothing to forward it sleeps instead of polling."""
 from __future__ import annotations
 
 import time
@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 
+from communicators import futex
 from rtrl_env.polling_loop import ACTION_WAIT_S
 from tests.support.processes import wait_for
 from tests.support.toy_envs import flat_toy_env
@@ -52,3 +53,16 @@ def test_a_loop_with_no_action_to_forward_sleeps_instead_of_polling(env_of):
     # sleep_time would be thousands.
     assert cycles <= elapsed / ACTION_WAIT_S + 10, f"{cycles} actuator cycles in {elapsed:.1f} s with no action"
 
+
+
+@pytest.mark.skipif(not futex.available(), reason="sensor writes wake the loop only with futex_waitv (Linux 5.16+)")
+def test_sensor_writes_wake_the_loop_so_sensations_follow_the_sensor_not_the_idle_sleep(env_of):
+    env = env_of(sleep_time=1.0)  # polling would give one sensation a second
+    sensations, states = env._loop.sensor_buffer, env._comms["toy"].sensor_buffer
+    s0, d0 = sensations.num_writes, states.num_writes
+    wait_for(lambda: states.num_writes - d0 >= 100, 10.0, "100 sensor writes")  # 0.5 s at 200 Hz
+    made, written = sensations.num_writes - s0, states.num_writes - d0
+    assert made >= 0.5 * written, f"{made} sensations from {written} sensor writes"
+    # The newest sensation is at most a few sensor periods behind the newest write.
+    newest_state = states.latest()[2]
+    assert env.latest_sensation()[0][0] >= newest_state - 10

@@ -46,3 +46,13 @@ def write_uniform_patterns(buf: SharedBuffer, seconds: float) -> None:
         pattern.fill(k)
         buf.write(pattern, timestamp=float(k))
         k += 1
+
+
+def wait_for_update_and_report(buffers: list[SharedBuffer], timeout: float, poll_s: float, conn) -> None:
+    """Says "waiting", waits in ``wait_for_update``, then sends (result, seconds waited, each buffer's updated())."""
+    from communicators.shared_buffer import wait_for_update
+
+    conn.send("waiting")
+    start = time.monotonic()
+    result = wait_for_update(buffers, timeout, poll_s)
+    conn.send((result, time.monotonic() - start, [buf.updated() for buf in buffers]))
