@@ -299,6 +299,9 @@ def main() -> None:
     parser.add_argument("--actor_priority", type=int, default=None,
                         help="run the acting loop under SCHED_FIFO at this priority (1-99; needs root)")
     parser.add_argument("--serial_seconds", type=float, default=15.0, help="0 skips the serial ceiling")
+    parser.add_argument("--serial_after", action="store_true",
+                        help="measure the serial ceiling again after the runs (serial_updates_per_s_after), to "
+                             "see whether the machine's load changed meanwhile")
     parser.add_argument("--out", default="benchmark_learner.json", help="JSON output path")
     parser.add_argument("--profile", action="store_true",
                         help="only print where an update's time goes (torch profiler), per config")
@@ -345,12 +348,19 @@ def main() -> None:
               f"{scheduler} | {r['learner_threads']} | {r['updates_per_s']:.2f} | {share} | "
               f"{r['env_steps_per_s']:.1f} | {r['period_p50_ms']:.2f} / {r['period_p99_ms']:.2f} / "
               f"{r['period_max_ms']:.1f} | {r['overruns']} | {r['loadavg_after'][0]:.2f} |")
+    serial_after = {}
+    if args.serial_after and args.serial_seconds > 0:
+        for config in args.configs.split(","):
+            for threads in (1, 2):
+                serial_after[f"{config}/{threads}"] = serial_ceiling(config, threads, args.serial_seconds)
     for key, value in serial.items():
-        print(f"serial ceiling {key} thread(s): {value:.2f} updates/s")
+        after = f" (after the runs: {serial_after[key]:.2f})" if key in serial_after else ""
+        print(f"serial ceiling {key} thread(s): {value:.2f} updates/s{after}")
     with open(args.out, "w") as f:
         json.dump({"machine": {"cpus": os.cpu_count(), "processor": platform.processor(),
                                "torch": torch.__version__}, "dt_s": DT, "args": vars(args),
-                   "runs": results, "serial_updates_per_s": serial}, f, indent=2)
+                   "runs": results, "serial_updates_per_s": serial, "serial_updates_per_s_after": serial_after,
+                   "loadavg_end": os.getloadavg()}, f, indent=2)
     print(f"wrote {args.out}")
 
 
