@@ -177,6 +177,22 @@ class QueuePipeline:
         self.counters.close()
 
 
+class NoLearner:
+    """The ``none`` pipeline: the acting loop alone (it still stores every transition), as the
+    baseline of the acting loop's timing under the machine's current load."""
+
+    num_updates = 0
+
+    def pull_weights(self, policy) -> None:
+        return None
+
+    def raise_if_failed(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
 # -------------------------------------------------------------------- one run
 def run(config: str, pipeline: str, duration: float, threads: int, scheduler: str, nice: int, prefill: int,
         actor_priority: int | None = None) -> dict:
@@ -185,10 +201,13 @@ def run(config: str, pipeline: str, duration: float, threads: int, scheduler: st
     agent = SACAgent(observation_space(shape), ACTION_DIM, config_, seed=0)
     stream = SyntheticStream(shape)
     replay = None
-    if pipeline == "shared":
+    if pipeline in ("shared", "none"):
         replay = SharedReplayBuffer(observation_space(shape), ACTION_DIM, capacity=10_000)
         for _ in range(prefill):
             replay.add(*stream.step(np.zeros(ACTION_DIM, np.float32)))
+    if pipeline == "none":
+        learner, add = NoLearner(), replay.add
+    elif pipeline == "shared":
         learner = AsyncLearner(agent, replay, LearnerConfig(max_update_freq=1e9, update_after=0,
                                                             num_threads=threads, scheduler=scheduler,
                                                             nice=nice)).start()
@@ -206,7 +225,7 @@ def run(config: str, pipeline: str, duration: float, threads: int, scheduler: st
     try:
         # After the learner started: a child would inherit SCHED_FIFO.
         realtime = enable_realtime(actor_priority)
-        while learner.num_updates < 3:  # warm-up: process start, first batches
+        while pipeline != "none" and learner.num_updates < 3:  # warm-up: process start, first batches
             learner.raise_if_failed()
             time.sleep(0.05)
         periods, work, pulls = [], [], 0
@@ -290,7 +309,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per pipeline run")
     parser.add_argument("--configs", default="seed,seed-bf16,cpu", help="comma list of: " + ",".join(CONFIGS))
-    parser.add_argument("--pipelines", default="shared,queue", help="comma list of: shared,queue")
+    parser.add_argument("--pipelines", default="shared,queue",
+                        help="comma list of: shared, queue, none (the acting loop alone: its timing baseline)")
     parser.add_argument("--learner_threads", default="1", help="comma list of torch thread counts of the learner")
     parser.add_argument("--schedulers", default=LearnerConfig.scheduler,
                         help="comma list of the learner's scheduling policies: " + ",".join(BACKGROUND_SCHEDULERS))
@@ -327,17 +347,17 @@ def main() -> None:
             for threads in (1, 2):
                 serial[f"{config}/{threads}"] = serial_ceiling(config, threads, args.serial_seconds)
         for pipeline in args.pipelines.split(","):
-            for scheduler in schedulers:
-                for threads in thread_counts:
-                    r = run(config, pipeline, args.duration, threads, scheduler, args.nice, prefill=1000,
-                            actor_priority=args.actor_priority)
-                    ceiling = serial.get(f"{config}/2")
-                    r["of_serial_two_thread_ceiling"] = r["updates_per_s"] / ceiling if ceiling else None
-                    results.append(r)
-                    print(f"{config:5s} {pipeline:6s} {scheduler:5s} {threads} thr  updates/s "
-                          f"{r['updates_per_s']:6.2f}  env steps/s {r['env_steps_per_s']:5.1f}  period p50/p99/max "
-                          f"{r['period_p50_ms']:.2f}/{r['period_p99_ms']:.2f}/{r['period_max_ms']:.1f} ms  load "
-                          f"{r['loadavg_after'][0]:.2f}", flush=True)
+            combos = [("-", 0)] if pipeline == "none" else [(a, b) for a in schedulers for b in thread_counts]
+            for scheduler, threads in combos:
+                r = run(config, pipeline, args.duration, threads, scheduler, args.nice, prefill=1000,
+                        actor_priority=args.actor_priority)
+                ceiling = serial.get(f"{config}/2")
+                r["of_serial_two_thread_ceiling"] = r["updates_per_s"] / ceiling if ceiling else None
+                results.append(r)
+                print(f"{config:5s} {pipeline:6s} {scheduler:5s} {threads} thr  updates/s "
+                      f"{r['updates_per_s']:6.2f}  env steps/s {r['env_steps_per_s']:5.1f}  period p50/p99/max "
+                      f"{r['period_p50_ms']:.2f}/{r['period_p99_ms']:.2f}/{r['period_max_ms']:.1f} ms  load "
+                      f"{r['loadavg_after'][0]:.2f}", flush=True)
     header = ("| config | shape | batch | pipeline | scheduler | threads | updates/s | x serial 2-thread | "
               "env steps/s | period p50 / p99 / max (ms) | overruns | load avg (1 min, after) |")
     print("\n" + header + "\n|" + "---|" * 12)
