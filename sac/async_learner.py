@@ -3,9 +3,14 @@ continuously and publishes the policy's weights, while the acting process keeps 
 
 Thread budget on a 2-core machine: the acting process runs torch with one thread (policy inference
 is ~1 ms); the learner gets ``num_threads`` intra-op threads under a background scheduling policy
-(``LearnerConfig.scheduler``: SCHED_BATCH by default, or SCHED_IDLE, or SCHED_OTHER at a nice
+(``LearnerConfig.scheduler``: SCHED_IDLE by default, or SCHED_BATCH or SCHED_OTHER at a nice
 increment), so it soaks up idle CPU but the action cycle and the device processes preempt it
-whenever they wake. No privilege is needed to lower one's own policy. OpenMP threads wait
+whenever they wake. No privilege is needed to lower one's own policy. Measured on the shared
+2-core machine (examples/benchmark_learner.py, seed shapes, three invocations under a load average
+of 3-6 from other users): with two learner threads under SCHED_OTHER or SCHED_BATCH at nice +5,
+13-33 % of the 40 ms acting periods overran by over 1 ms; under SCHED_IDLE 2-15 %, near the 2-11 %
+of the acting loop with no learner in the same invocations. SCHED_IDLE yields to every other
+process too, so on that busy machine it made 0.50-1.57 updates/s against 0.83-1.90. OpenMP threads wait
 passively (``OMP_WAIT_POLICY=passive``), so a preempted learner thread does not make its partner
 spin.
 
@@ -59,9 +64,10 @@ class LearnerConfig:
     """torch intra-op threads in the learner process."""
     actor_threads: int = 1
     """torch intra-op threads set in the acting process by :meth:`AsyncLearner.start`."""
-    scheduler: str = "batch"
+    scheduler: str = "idle"
     """Scheduling policy of the learner's threads, one of ``communicators.realtime.BACKGROUND_SCHEDULERS``:
-    ``batch`` (SCHED_BATCH; the default), ``idle`` (SCHED_IDLE) or ``other`` (SCHED_OTHER)."""
+    ``idle`` (SCHED_IDLE: only CPU time no normal thread wants; the default), ``batch`` (SCHED_BATCH)
+    or ``other`` (SCHED_OTHER)."""
     nice: int = 5
     """Nice increment of the learner's threads (under ``batch`` and ``other``; ``idle`` ignores it),
     so the action cycle wins a contended core."""

@@ -162,9 +162,9 @@ class LearnerSettings:
     max_update_freq: float = setting(10.0, "async: at most this many updates per env step", "updates/step",
                                      on_resume=MAY_CHANGE)
     learner_threads: int = setting(1, "async: torch threads of the learner process", "threads", on_resume=MAY_CHANGE)
-    learner_scheduler: str = setting("batch", "async: scheduling policy of the learner's threads, so the action "
-                                     "cycle preempts them (no privilege needed): batch (SCHED_BATCH), idle "
-                                     "(SCHED_IDLE: only CPU nothing else wants) or other (SCHED_OTHER)",
+    learner_scheduler: str = setting("idle", "async: scheduling policy of the learner's threads, so the action "
+                                     "cycle preempts them (no privilege needed): idle (SCHED_IDLE: only CPU "
+                                     "nothing else wants), batch (SCHED_BATCH) or other (SCHED_OTHER)",
                                      on_resume=MAY_CHANGE, choices=BACKGROUND_SCHEDULERS)
     learner_nice: int = setting(5, "async: nice increment of the learner's threads under batch or other (higher "
                                 "yields the CPU to the action cycle sooner)", on_resume=MAY_CHANGE)

@@ -144,8 +144,8 @@ def test_a_failed_learner_is_restarted_from_the_last_saved_agent_until_the_resta
     wait_for(lambda: learner.num_updates == 12, 30, "the new learner to catch up to the cap")
     assert learner.weights.version > version  # and it publishes weights the actor can pull
     assert learner.pull_weights(agent.policy) is not None
-    # The default background policy (LearnerConfig.scheduler="batch"), not the loop's SCHED_FIFO.
-    assert os.sched_getscheduler(learner.pid) == os.SCHED_BATCH
+    # The default background policy (LearnerConfig.scheduler="idle"), not the loop's SCHED_FIFO.
+    assert os.sched_getscheduler(learner.pid) == os.SCHED_IDLE
     assert not glob.glob(os.path.join(tempfile.gettempdir(), "sac_learner_state_*"))  # read and removed
     stats = learner.stats()
     assert np.isfinite(stats["train/critic_loss"]) and stats["train/batch_reward"] == pytest.approx(1.0)
