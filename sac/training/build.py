@@ -93,7 +93,7 @@ def env_kwargs(config: TrainConfig) -> dict[str, Any]:
     kwargs: dict[str, Any] = dict(backend=env.backend, dt=env.dt, episode_length_s=env.episode_length,
                                   image_width=env.image_width, image_height=env.image_height,
                                   frame_stack=env.image_history, realtime_priority=env.realtime_priority,
-                                  extra_sensors=load_sensors(env.sensor))
+                                  extra_sensors=load_sensors(env.sensor), blank_image=env.blank_image)
     from communicators.target.target_motion import TargetConfig
     if env.backend == "sim":
         kwargs["target"] = TargetConfig(mode=env.target_type)

@@ -91,6 +91,8 @@ class EnvSettings:
                                  "video file or a stream URL (overrides --camera_id)", on_resume=MAY_CHANGE)
     sensor: list[str] = setting((), "add an extra sensor: MODULE:FACTORY[:ARG], the factory returning an "
                                 "ExtraSensor (repeatable), e.g. rtrl_env.reacher.sensors:scene_camera")
+    blank_image: bool = setting(False, "feed the agent an all-zero image (the reward still comes from the camera): "
+                                "its pixels tell nothing, e.g. to prove a --sensor is learned from")
     robot_ip: str | None = setting(None, "libfranka backend: the robot's FCI address, e.g. 172.16.0.2",
                                    on_resume=MAY_CHANGE)
     image_width: int | None = setting(None, "camera image width (default: the preset's)", "pixels")

@@ -152,3 +152,12 @@ def test_sensors_from_the_command_line_reach_the_env_config_under_their_keys():
     assert config.env.sensor == ["rtrl_env.reacher.sensors:scene_camera:40x30"]
     extra = build.reacher_config(config).extra_sensors
     assert list(extra) == ["scene_image"] and extra["scene_image"].space.shape == (3, 30, 40)
+
+
+def test_blank_image_from_the_command_line_reaches_the_env_config():
+    from sac.training import build
+
+    config, _ = parse(["--blank_image", "--sensor", "rtrl_env.reacher.sensors:target_position"])
+    reacher = build.reacher_config(config)
+    assert reacher.blank_image is True and list(reacher.extra_sensors) == ["target_position"]
+    assert build.reacher_config(parse([])[0]).blank_image is False
