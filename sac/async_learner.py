@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from communicators.errors import ConfigError
+from sac.checkpoint import state_bytes, write_atomically
 from sac.errors import LearnerError
 from sac.agent import SACAgent
 from sac.replay_buffer import SharedReplayBuffer
@@ -125,7 +126,7 @@ class AsyncLearner:
         self._err_recv, self._err_send = ctx.Pipe(duplex=False)
         self._ctx = ctx
         self._spec = (agent.image_shape, agent.proprio_dim, agent.action_dim, agent.config)
-        self._restart_state = _to_bytes(agent.state_dict())  # the newest full state the parent holds
+        self._restart_state = state_bytes(agent.state_dict())  # the newest full state the parent holds
         self._state_file: str | None = None
         fd, self._snapshot_file = tempfile.mkstemp(prefix="sac_learner_snapshot_", suffix=".pt")
         os.close(fd)
@@ -291,7 +292,7 @@ class AsyncLearner:
             LearnerError: the learner died during the save or did not answer within ``timeout`` seconds.
         """
         if self.failed:
-            _write_atomically(path, self.last_good_state())
+            write_atomically(path, self.last_good_state())
             return
         self.raise_if_failed()
         self._save_requests += 1
@@ -308,22 +309,6 @@ class AsyncLearner:
             time.sleep(0.005)
         with open(path, "rb") as f:  # the newest whole state: a restart or a failure checkpoint starts here
             self._restart_state = f.read()
-
-
-def _write_atomically(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _to_bytes(state: dict) -> bytes:
-    # Plain bytes through the spawn pipe: no torch tensor-sharing strategy (file descriptors) involved.
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return buffer.getvalue()
 
 
 def _learner_main(spec, state: bytes | str, replay: SharedReplayBuffer, weights: WeightPublisher,
@@ -368,7 +353,7 @@ def _learner_main(spec, state: bytes | str, replay: SharedReplayBuffer, weights:
                     sums[k + i] += 1
             stats.publish(sums)
             if config.snapshot_every_s and time.monotonic() - last_snapshot > config.snapshot_every_s:
-                _write_atomically(snapshot_file, _to_bytes(agent.state_dict()))
+                write_atomically(snapshot_file, state_bytes(agent.state_dict()))
                 last_snapshot = time.monotonic()
     except BaseException:
         err_conn.send(traceback.format_exc())

@@ -31,6 +31,8 @@ FLAG_OF = {
     # LearnerConfig
     "max_update_freq": "max_update_freq", "num_threads": "learner_threads", "nice": "learner_nice",
     "max_restarts": "learner_restarts",
+    # RemoteLearnerConfig
+    "warn_after_s": "learner_warn_s", "stop_after_s": "learner_timeout_s",
     # AgentConfig: the same names as its flags
     **{name: name for name in AGENT_FIELDS},
 }
@@ -46,7 +48,7 @@ def with_preset(config: TrainConfig) -> TrainConfig:
                                              if getattr(config.env, name) is None})
     agent = dataclasses.replace(config.agent, **{name: getattr(preset.agent, name) for name in AGENT_FIELDS
                                                  if getattr(config.agent, name) is None})
-    if not agent.device:
+    if not agent.device and config.learner.learner == "local":  # a remote learner picks its own (remote_spec)
         import torch
         agent = dataclasses.replace(agent, device="cuda" if torch.cuda.is_available() else "cpu")
     return dataclasses.replace(config, env=env, agent=agent)
@@ -62,8 +64,15 @@ def check(config: TrainConfig) -> None:
     agent_config(config)
     learner_config(config)
     _check_encoder_input(config)
-    _check_replay_fits(config)
-    _check_device(config.agent.device)
+    if config.learner.learner == "ray":
+        _check_remote(config)  # the replay buffer and the device are the learner machine's
+    else:
+        for name in ("ray_address", "ray_node_ip", "ray_learner"):
+            if getattr(config.learner, name) is not None:
+                raise SettingError("LearnerSettings", name, getattr(config.learner, name),
+                                   "is only used with --learner ray")
+        _check_replay_fits(config)
+        _check_device(config.agent.device)
     if config.run.load_model:
         agent_file(config.run.load_model)
 
@@ -154,14 +163,43 @@ def make_env(config: TrainConfig) -> Any:
 
 
 def make_agent(config: TrainConfig, env: Any) -> SACAgent:
-    """The SAC agent for the env's spaces, seeded."""
+    """The SAC agent for the env's spaces, seeded (acting on the CPU when the learner is remote)."""
     space = env.observation_space
+    device = "cpu" if config.learner.learner == "ray" else config.agent.device
     return SACAgent(space["image"].shape, space["proprioception"].shape[0], env.action_space.shape[0],
-                    agent_config(config), device=config.agent.device, seed=config.run.seed)
+                    agent_config(config), device=device, seed=config.run.seed)
+
+
+def remote_config(config: TrainConfig) -> Any:
+    """The robot side's settings of a remote learner (``--learner ray``), validated."""
+    from sac.remote.config import RemoteLearnerConfig
+
+    learner = config.learner
+    return RemoteLearnerConfig(address=learner.ray_address, learner_name=learner.ray_learner or
+                               run_directory_name(config), node_ip=learner.ray_node_ip,
+                               max_restarts=learner.learner_restarts, warn_after_s=learner.learner_warn_s,
+                               stop_after_s=learner.learner_timeout_s)
+
+
+def remote_spec(config: TrainConfig, env: Any) -> Any:
+    """What the remote learner builds its agent and replay buffer from."""
+    from sac.remote.config import LearnerSpec
+
+    device = config.agent.device
+    # Ray shows an actor only the GPU it was given, as cuda:0: "cuda:1" names a GPU of this machine.
+    local = dataclasses.replace(learner_config(config), device="cuda" if device.startswith("cuda") else device)
+    return LearnerSpec(observation_space=env.observation_space, action_dim=env.action_space.shape[0],
+                       agent_config=agent_config(config), replay_capacity=config.agent.replay_buffer_capacity,
+                       learner=local, seed=config.run.seed)
 
 
 def make_updater(config: TrainConfig, agent: SACAgent, env: Any) -> Updater:
-    """Serial or asynchronous learning with a shared replay buffer sized for the env."""
+    """Serial or local asynchronous learning with a shared replay buffer sized for the env, or a
+    remote learner on a Ray cluster (which keeps the replay buffer there)."""
+    if config.learner.learner == "ray":
+        from sac.remote.updater import RayUpdater
+
+        return RayUpdater(agent, env.observation_space, remote_spec(config, env), remote_config(config))
     space = env.observation_space
     replay = SharedReplayBuffer(space["image"].shape, space["proprioception"].shape[0], env.action_space.shape[0],
                                 config.agent.replay_buffer_capacity)
@@ -199,6 +237,29 @@ def _check_replay_fits(config: TrainConfig) -> None:
         raise SettingError("AgentSettings", "replay_buffer_capacity", capacity,
                            f"needs {needed / 1e9:.2f} GB of shared memory and only {limit / 1e9:.2f} GB may be used",
                            fits)
+
+
+def _check_remote(config: TrainConfig) -> None:
+    """--learner ray: asynchronous, Ray installed, a well-formed address where a head answers."""
+    from sac.remote.address import check_name, check_reachable, parse_address
+
+    learner = config.learner
+    if not learner.async_mode:
+        raise SettingError("LearnerSettings", "learner", "ray", "learns asynchronously on the Ray cluster: add "
+                           "--async_mode")
+    if learner.ray_address is None:
+        raise SettingError("LearnerSettings", "ray_address", None, "must be given with --learner ray: the Ray "
+                           "head's HOST:PORT", "192.168.1.10:6379")
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise SettingError("LearnerSettings", "learner", "ray", "needs Ray, which is not installed here: pip "
+                           "install 'franka-rtrl[ray]' (the same Ray version on every machine)") from None
+    parse_address(learner.ray_address)
+    if learner.ray_learner is not None:
+        check_name(learner.ray_learner)
+    remote_config(config)  # the node address and the watchdog's budget
+    check_reachable(learner.ray_address)
 
 
 def _check_device(device: str) -> None:

@@ -1,0 +1,130 @@
+"""Settings of the remote learner (the address and name checks are in sac/remote/address.py).
+
+:class:`RemoteLearnerConfig` is what the robot side needs (where the cluster is, the learner's
+name, the watchdog's budget, the bridge's buffers); :class:`LearnerSpec` is what the learner needs
+to build its agent and replay buffer on the other machine. Both check themselves on construction
+and name the field in a :class:`~communicators.errors.ConfigError`.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from communicators.errors import ConfigError
+from sac.async_learner import LearnerConfig
+from sac.config import AgentConfig
+from sac.remote.address import check_name, parse_address
+
+LEARNER_RESOURCE = "rtrl_learner"
+"""The custom resource a learner node offers (``ray start --resources='{"rtrl_learner": 1}'``);
+each learner asks for :data:`LEARNER_DEMAND` of it, so it is never placed on the robot's computer."""
+LEARNER_DEMAND = 0.001
+NAMESPACE = "franka-rtrl"
+"""The Ray namespace of the learners: runs that name the same learner find it there."""
+LEARNER_DIR = "~/.franka-rtrl/learners"
+"""Where a learner keeps its checkpoint, on the learner machine (``~`` is that machine's HOME)."""
+
+
+@dataclass
+class RemoteLearnerConfig:
+    """How the robot side reaches and watches a learner on a Ray cluster (acting process)."""
+
+    address: str
+    """``HOST:PORT`` of the Ray head."""
+    learner_name: str
+    """The learner actor's name in :data:`NAMESPACE`; runs that give the same name feed one learner."""
+    node_ip: str | None = None
+    """This machine's address in the cluster (its ``ray start --node-ip-address``); None: Ray finds
+    the node running on this machine."""
+    learner_dir: str = LEARNER_DIR
+    """The learner's checkpoint directory on the learner machine (one sub-directory per learner)."""
+    max_restarts: int = 0
+    """Ray restarts a learner whose process died at most this many times, from its checkpoint."""
+    warn_after_s: float = 3.0
+    """The watchdog warns when no new weights came for this long while learning should go on."""
+    stop_after_s: float = 30.0
+    """The watchdog stops the run (saved) when no new weights came for this long."""
+    outbox_capacity: int = 1000
+    """Transitions the shared-memory outbox holds for the bridge (40 s at 25 Hz); beyond, new ones
+    are dropped and counted, so the action cycle never waits."""
+    resend_capacity: int = 5000
+    """Transitions the bridge keeps until the learner confirms it stored them, to send again after a
+    learner restart; beyond, the oldest are counted lost."""
+    send_period_s: float = 0.05
+    """The bridge sends what the outbox holds this often, in one batch."""
+    snapshot_every_s: float = 60.0
+    """The learner writes its agent to its disk this often, and the robot side keeps a copy of the
+    full agent state as often (the last good state, saved if the learner fails)."""
+    connect_timeout_s: float = 180.0
+    """Connecting, creating the learner and its first weights must take less than this."""
+    call_timeout_s: float = 60.0
+    """A checkpoint's round trip to the learner must take less than this."""
+
+    def __post_init__(self) -> None:
+        parse_address(self.address)
+        check_name(self.learner_name)
+        if self.node_ip is not None:
+            try:
+                ipaddress.ip_address(self.node_ip)
+            except ValueError:
+                raise ConfigError("RemoteLearnerConfig", "ray_node_ip", self.node_ip,
+                                  "must be an IP address (this machine's `ray start --node-ip-address`)",
+                                  "192.168.1.20") from None
+        if isinstance(self.max_restarts, bool) or not isinstance(self.max_restarts, int) or self.max_restarts < 0:
+            raise ConfigError("RemoteLearnerConfig", "max_restarts", self.max_restarts, "must be a whole number >= 0")
+        for name in ("warn_after_s", "stop_after_s", "send_period_s", "snapshot_every_s", "connect_timeout_s",
+                     "call_timeout_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value <= 0:
+                raise ConfigError("RemoteLearnerConfig", name, value, "must be a positive number of seconds")
+        if self.stop_after_s <= self.warn_after_s:
+            raise ConfigError("RemoteLearnerConfig", "stop_after_s", self.stop_after_s,
+                              f"must be longer than the warning's {self.warn_after_s:g} s")
+        for name in ("outbox_capacity", "resend_capacity"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError("RemoteLearnerConfig", name, value, "must be a whole number >= 1")
+
+
+@dataclass
+class LearnerSpec:
+    """What the learner builds its agent and replay buffer from (sent to the learner machine).
+
+    Two actors may feed one learner only if their :meth:`key` is equal.
+    """
+
+    observation_space: Any
+    """The env's observation space (a gymnasium ``Dict``)."""
+    action_dim: int
+    agent_config: AgentConfig
+    replay_capacity: int
+    """Transitions the learner's replay buffer keeps."""
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    """The update cap, torch threads and device of the updates (``""``: cuda if the learner has one)."""
+    seed: int = 0
+    snapshot_every_s: float = 60.0
+    orphan_after_s: float = 120.0
+    """A learner that no actor contacted for this long saves and exits (its actors died unannounced)."""
+
+    def key(self) -> dict[str, Any]:
+        """What must be equal for two actors to share the learner."""
+        spaces = {k: (tuple(s.shape), str(s.dtype)) for k, s in self.observation_space.spaces.items()}
+        return {"observation": spaces, "action_dim": int(self.action_dim), "agent": self.agent_config.to_dict(),
+                "replay_capacity": int(self.replay_capacity)}
+
+
+def code_fingerprint() -> str:
+    """A hash of the learning code (sac/), which must be the same on both machines."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    digest = hashlib.sha256()
+    for folder in (root, os.path.join(root, "remote")):
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name), "rb") as f:
+                    digest.update(name.encode() + b"\0" + f.read())
+    return digest.hexdigest()[:16]
