@@ -141,6 +141,9 @@ class Bridge:
         if not self.info["seeded"]:
             with open(self.seed_file, "rb") as f:
                 self._call(self.learner.seed.remote(f.read()), deadline, "seed")
+        self.link.send("event", {"event": "attached", "wall_time": time.time(),
+                                 **{k: self.info[k] for k in ("host", "pid", "device", "directory", "num_updates",
+                                                              "restored_transitions", "actors")}})
         self.link.send("info", self._describe(self.info))
         if self.info["fingerprint"] != code_fingerprint():
             self.link.send("warn", f"the learner machine runs other learning code than this one (sac/ fingerprint "
@@ -299,12 +302,12 @@ class Bridge:
         self.sums_last = np.zeros_like(self.sums_base)
         self.in_flight = None  # whatever was in flight went to the old process: send it again
         self.link.set(L.RESTARTS, self.restarts)
-        self.link.send("event", {"event": "learner_restarted", "wall_time": time.time(),
-                                 "num_updates": answer["num_updates"], "transitions": answer["transitions"]})
+        updates, transitions = answer["restored"]
+        self.link.send("event", {"event": "learner_restarted", "wall_time": time.time(), "pid": answer["pid"],
+                                 "num_updates": updates, "transitions": transitions})
         self.link.send("info", f"the learner {self.name!r} was restarted by Ray ({self.restarts} of "
-                               f"{self.config.max_restarts}): it resumed from its checkpoint at update "
-                               f"{answer['num_updates']} with {answer['transitions']} transitions; what it had not "
-                               "stored is sent again")
+                               f"{self.config.max_restarts}): it resumed from its checkpoint at update {updates} "
+                               f"with {transitions} transitions; what it had not stored is sent again")
 
     def _learner_dead(self, err: Exception) -> None:
         raise BridgeFailure(f"the learner {self.name!r} died and Ray will not restart it "
@@ -352,7 +355,8 @@ class Bridge:
         return not self.unacked and not self.outbox.pending
 
     def _save(self, path: str, request: int) -> None:
-        deadline = time.monotonic() + self.config.call_timeout_s
+        # Past the watchdog's budget the acting process saves its last good copy and stops the run.
+        deadline = time.monotonic() + min(self.config.call_timeout_s, self.config.stop_after_s)
         try:
             if not self.flush(deadline):
                 raise BridgeFailure(f"the learner {self.name!r} did not store the run's transitions within "

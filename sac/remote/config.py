@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from communicators.errors import ConfigError
 from sac.async_learner import LearnerConfig
 from sac.config import AgentConfig
@@ -98,8 +100,8 @@ class LearnerSpec:
     Two actors may feed one learner only if their :meth:`key` is equal.
     """
 
-    observation_space: Any
-    """The env's observation space (a gymnasium ``Dict``)."""
+    observation: dict[str, tuple]
+    """The env's observation space in the compact form of :func:`compact_space`."""
     action_dim: int
     agent_config: AgentConfig
     replay_capacity: int
@@ -111,11 +113,35 @@ class LearnerSpec:
     orphan_after_s: float = 120.0
     """A learner that no actor contacted for this long saves and exits (its actors died unannounced)."""
 
+    @property
+    def observation_space(self) -> Any:
+        """The env's observation space (a gymnasium ``Dict``), rebuilt from :attr:`observation`."""
+        from gymnasium import spaces
+
+        return spaces.Dict({key: spaces.Box(low, high, shape, np.dtype(dtype))
+                            for key, (shape, dtype, low, high) in self.observation.items()})
+
     def key(self) -> dict[str, Any]:
         """What must be equal for two actors to share the learner."""
-        spaces = {k: (tuple(s.shape), str(s.dtype)) for k, s in self.observation_space.spaces.items()}
-        return {"observation": spaces, "action_dim": int(self.action_dim), "agent": self.agent_config.to_dict(),
+        shapes = {key: (tuple(shape), str(dtype)) for key, (shape, dtype, _, _) in self.observation.items()}
+        return {"observation": shapes, "action_dim": int(self.action_dim), "agent": self.agent_config.to_dict(),
                 "replay_capacity": int(self.replay_capacity)}
+
+
+def compact_space(observation_space: Any) -> dict[str, tuple]:
+    """A gymnasium ``Dict`` of ``Box`` spaces as ``{key: (shape, dtype, low, high)}``, with bounds that
+    are equal everywhere kept as one number.
+
+    Ray keeps a restartable actor's constructor arguments for its restarts, and loses those large
+    enough to live in its object store (ray-project/ray#53727): a (9, 120, 160) image Box's bounds
+    alone are 350 KB, one number each here.
+    """
+    def bound(values: np.ndarray) -> Any:
+        flat = np.asarray(values).ravel()
+        return flat[0].item() if flat.size and np.all(flat == flat[0]) else np.asarray(values)
+
+    return {key: (tuple(space.shape), str(space.dtype), bound(space.low), bound(space.high))
+            for key, space in observation_space.spaces.items()}
 
 
 def code_fingerprint() -> str:

@@ -101,6 +101,7 @@ class SACLearner:
         self.previous_error = self._read_error()
         self.journal = ReplayJournal(os.path.join(self.directory, JOURNAL_DIR), keep_transitions=spec.replay_capacity)
         self.seeded, self.restored_transitions = self._restore()
+        self.restored_updates = self.agent.num_updates
         self._thread: threading.Thread | None = None
         if self.seeded:
             self._start_updates()
@@ -195,7 +196,8 @@ class SACLearner:
     def poll(self, newer_than: int) -> dict[str, Any]:
         """The newest weights if their version is above ``newer_than``, and how learning goes."""
         self._contact = time.monotonic()
-        answer = {"incarnation": self.incarnation, "num_updates": self.agent.num_updates, "idle": self._idle,
+        answer = {"incarnation": self.incarnation, "pid": os.getpid(), "num_updates": self.agent.num_updates,
+                  "idle": self._idle, "restored": (self.restored_updates, self.restored_transitions),
                   "sums": self._sums.copy(), "failed": self._failed, "transitions": len(self.replay), "version": 0}
         weights = self._weights
         if weights is not None:

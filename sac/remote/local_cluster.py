@@ -41,6 +41,7 @@ HEAD_IP, LEARNER_IP = "127.0.0.2", "127.0.0.3"
 HEAD_PORT = 6379
 OBJECT_STORE_BYTES = 256 * 2**20  # per node; Ray's default (30 % of RAM) is far more than a run needs
 BOOTSTRAP_CONFIG = "provider:\n  type: local\n"
+ATTEMPTS = 3
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -70,7 +71,7 @@ class LocalNode:
     def __init__(self, args: list[str], env: dict[str, str], log: str) -> None:
         self.args, self.env, self.log_path = args, env, log
         ray = os.path.join(os.path.dirname(sys.executable), "ray")
-        with open(log, "ab") as out:
+        with open(log, "wb") as out:  # a fresh log per start: "Ray runtime started" marks this one up
             self.proc = subprocess.Popen([ray, "start", "--block", *args], env=env, stdout=out,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
@@ -134,22 +135,42 @@ class LocalCluster:
         """The head's GCS address, as ``--ray_address`` takes it."""
         return f"{HEAD_IP}:{HEAD_PORT}"
 
-    def start(self, timeout: float = 180.0) -> LocalCluster:
+    def start(self, timeout: float = 180.0, attempts: int = ATTEMPTS) -> LocalCluster:
         """Starts both nodes and waits until both are registered (seconds each on a quiet machine).
 
+        A node that Ray gives up on while starting (its raylet must register within 30 s, which a
+        heavily loaded machine can miss) is started again, up to ``attempts`` times.
+
         Raises:
-            RuntimeError: a node did not come up within ``timeout``; the message has its log's tail.
+            RuntimeError: a node did not come up; the message has its log's tail.
         """
         common = ["--disable-usage-stats", "--include-dashboard=false", f"--temp-dir={self.temp_dir}",
                   f"--object-store-memory={OBJECT_STORE_BYTES}"]
-        self.head = LocalNode(["--head", f"--node-ip-address={HEAD_IP}", f"--port={HEAD_PORT}", "--num-cpus=1",
-                               *common], self.env, os.path.join(self.root, "head.log"))
-        self._wait_for_port(HEAD_IP, HEAD_PORT, self.head, timeout)
-        self.start_learner_node(timeout)
+        for attempt in range(attempts):
+            self.head = LocalNode(["--head", f"--node-ip-address={HEAD_IP}", f"--port={HEAD_PORT}", "--num-cpus=1",
+                                   *common], self.env, os.path.join(self.root, "head.log"))
+            try:
+                self._wait_for_port(HEAD_IP, HEAD_PORT, self.head, timeout)
+                break
+            except RuntimeError:
+                self.head.stop()
+                if attempt == attempts - 1:
+                    raise
+        self.start_learner_node(timeout, attempts)
         return self
 
-    def start_learner_node(self, timeout: float = 180.0) -> None:
-        """Starts (or starts again) the learner node and waits until the cluster has two live nodes."""
+    def start_learner_node(self, timeout: float = 180.0, attempts: int = ATTEMPTS) -> None:
+        """Starts (or starts again) the learner node and waits until it has joined (retried as in :meth:`start`)."""
+        for attempt in range(attempts):
+            try:
+                self._start_learner_node(timeout)
+                return
+            except RuntimeError:
+                self.learner.stop()
+                if attempt == attempts - 1:
+                    raise
+
+    def _start_learner_node(self, timeout: float) -> None:
         common = ["--disable-usage-stats", f"--object-store-memory={OBJECT_STORE_BYTES}"]
         self.learner = LocalNode([f"--address={self.address}", f"--node-ip-address={LEARNER_IP}",
                                   f"--num-cpus={self.learner_cpus}",

@@ -80,6 +80,7 @@ class RayUpdater(Updater):
         self._seed_file = os.path.join(self._files, "seed.pt")
         self._snapshot_file = os.path.join(self._files, "last_good_agent.pt")
         self._process: multiprocessing.Process | None = None
+        self._bridge_pid: int | None = None
         self._failure: str | None = None
         self._cause = "the learner does not answer"
         self._saves = 0
@@ -88,6 +89,8 @@ class RayUpdater(Updater):
         self.staleness_ms: list[float] = []
         self.events: list[dict] = []
         self.resumed_from: dict[str, Any] | None = None
+        self.learner_info: dict[str, Any] = {}
+        """Where the learner runs: host, pid, device, its checkpoint directory (once started)."""
 
     # ------------------------------------------------------------ lifecycle
     def storage_line(self) -> str:
@@ -130,6 +133,7 @@ class RayUpdater(Updater):
             args=(self.config, self.spec, self.actor_id, self.outbox, self.weights, self._stats, self.link,
                   self._seed_file, self._snapshot_file, os.getpid()))
         self._process.start()
+        self._bridge_pid = self._process.pid
         deadline = time.monotonic() + self.config.connect_timeout_s + 30
         while self.link.get(L.STATE) == L.STARTING:
             self._read_messages()
@@ -160,6 +164,11 @@ class RayUpdater(Updater):
             part.close()
         shutil.rmtree(self._files, ignore_errors=True)
 
+    @property
+    def bridge_pid(self) -> int | None:
+        """The bridge process's pid (None before :meth:`start`)."""
+        return self._bridge_pid
+
     # -------------------------------------------------------- per step
     def add(self, obs, action, reward, next_obs, terminated) -> None:
         self.transitions_sent += 1
@@ -169,12 +178,7 @@ class RayUpdater(Updater):
         self.outbox.set_env_step(env_step)
         self._read_messages()
         self._raise_if_failed()
-        now = time.monotonic()
-        try:
-            self.watchdog.check(now - self.link.get(L.FRESH), self._stale_cause(now))
-        except LearnerError as err:
-            self._failure = str(err)  # a checkpoint now takes the last good agent state
-            raise
+        self._watch()
         version = self.weights.pull(self.agent.policy)  # newest weights, if any; never waits
         if version is not None:
             self._pulled(version)
@@ -190,6 +194,14 @@ class RayUpdater(Updater):
             if event["event"] == "learner_restarted" and "weights_again_wall" not in event \
                     and received_at >= event["wall_time"]:
                 event["weights_again_wall"] = now
+
+    def _watch(self) -> None:
+        now = time.monotonic()
+        try:
+            self.watchdog.check(now - self.link.get(L.FRESH), self._stale_cause(now))
+        except LearnerError as err:
+            self._failure = str(err)  # a checkpoint now takes the last good agent state
+            raise
 
     def _raise_if_failed(self) -> None:
         if self._failure is None and self._process is not None and not self._process.is_alive():
@@ -215,8 +227,11 @@ class RayUpdater(Updater):
                 self._failure = payload
             elif kind == "cause":
                 self._cause = payload
+            elif kind == "event" and payload["event"] == "attached":
+                self.learner_info = payload
             elif kind == "event":
                 self.events.append(payload)
+                self.learner_info["pid"] = payload.get("pid")
             elif kind == "saved" or kind == "save_failed":
                 self._saved[payload["request"]] = payload
             else:  # "info" and "warn": one line each on stderr, beside the run's own lines
@@ -275,6 +290,10 @@ class RayUpdater(Updater):
         deadline = time.monotonic() + self.config.call_timeout_s + 10
         while request not in self._saved:
             self._read_messages()
+            try:  # a learner that stopped answering is not waited for past the watchdog's budget
+                self._watch()
+            except LearnerError:
+                break  # the next step raises it (the session then saves the last good copy)
             if not self._process.is_alive() or time.monotonic() > deadline:
                 break
             time.sleep(0.01)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 from typing import Any
 
 from communicators.errors import ConfigError
@@ -51,7 +52,13 @@ def with_preset(config: TrainConfig) -> TrainConfig:
     if not agent.device and config.learner.learner == "local":  # a remote learner picks its own (remote_spec)
         import torch
         agent = dataclasses.replace(agent, device="cuda" if torch.cuda.is_available() else "cpu")
-    return dataclasses.replace(config, env=env, agent=agent)
+    learner = config.learner
+    if learner.learner == "ray" and learner.ray_learner is None:
+        # Named once, when the run is made (args.json keeps it): a new run with the same settings
+        # elsewhere must not find this run's learner and its checkpoint.
+        name = f"{run_directory_name(dataclasses.replace(config, env=env, agent=agent))}-{secrets.token_hex(3)}"
+        learner = dataclasses.replace(learner, ray_learner=name)
+    return dataclasses.replace(config, env=env, agent=agent, learner=learner)
 
 
 def check(config: TrainConfig) -> None:
@@ -175,20 +182,20 @@ def remote_config(config: TrainConfig) -> Any:
     from sac.remote.config import RemoteLearnerConfig
 
     learner = config.learner
-    return RemoteLearnerConfig(address=learner.ray_address, learner_name=learner.ray_learner or
-                               run_directory_name(config), node_ip=learner.ray_node_ip,
+    return RemoteLearnerConfig(address=learner.ray_address, learner_name=learner.ray_learner,
+                               node_ip=learner.ray_node_ip,
                                max_restarts=learner.learner_restarts, warn_after_s=learner.learner_warn_s,
                                stop_after_s=learner.learner_timeout_s)
 
 
 def remote_spec(config: TrainConfig, env: Any) -> Any:
     """What the remote learner builds its agent and replay buffer from."""
-    from sac.remote.config import LearnerSpec
+    from sac.remote.config import LearnerSpec, compact_space
 
     device = config.agent.device
     # Ray shows an actor only the GPU it was given, as cuda:0: "cuda:1" names a GPU of this machine.
     local = dataclasses.replace(learner_config(config), device="cuda" if device.startswith("cuda") else device)
-    return LearnerSpec(observation_space=env.observation_space, action_dim=env.action_space.shape[0],
+    return LearnerSpec(observation=compact_space(env.observation_space), action_dim=env.action_space.shape[0],
                        agent_config=agent_config(config), replay_capacity=config.agent.replay_buffer_capacity,
                        learner=local, seed=config.run.seed)
 

@@ -170,7 +170,8 @@ class LearnerSettings:
                                       "of its `ray start`; default: Ray finds this machine's node)",
                                       on_resume=MAY_CHANGE)
     ray_learner: str | None = setting(None, "ray: the learner's name on the cluster; runs given the same name feed "
-                                      "one learner (default: the run directory's name)")
+                                      "one learner (default: the run directory's name and a random suffix, chosen "
+                                      "when the run is made)")
     learner_warn_s: float = setting(3.0, "ray: warn when no new weights came from the learner for this long",
                                     "s", on_resume=MAY_CHANGE)
     learner_timeout_s: float = setting(30.0, "ray: stop the run (the arm stopped, saved) when no new weights came "
