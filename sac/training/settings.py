@@ -182,8 +182,7 @@ class LearnerSettings:
         _number(self, "learner_warn_s", 0, "seconds", 3.0)
         _number(self, "learner_timeout_s", 0, "seconds", 30.0)
         if self.learner_timeout_s <= self.learner_warn_s:
-            raise _bad(self, "learner_timeout_s", f"must be longer than --learner_warn_s ({self.learner_warn_s:g} s)",
-                       30.0)
+            raise _bad(self, "learner_timeout_s", f"must be longer than --learner_warn_s ({self.learner_warn_s:g} s)")
         # The local learner's fields are checked by LearnerConfig, the Ray address and the learner's
         # name by TrainConfig.check (sac/training/build.py), which also sees --async_mode.
 

@@ -1,7 +1,8 @@
-"""Training runs whose learner is a real Ray actor on a real second node, and every way it fails:
-the learner's process killed (Ray restarts it from its checkpoint), frozen (our watchdog), its node's
-raylet killed, and the robot side's bridge killed. The run goes on, or stops cleanly: arm stopped,
-a checkpoint saved, one message with the cause and the resume command.
+"""Training runs whose learner is a real Ray actor on a real second node: a run resumed from the
+learner's own checkpoint, and every way the learner side fails: its process killed (Ray restarts it
+from its checkpoint), frozen (our watchdog), its node's raylet killed, and the robot side's bridge
+killed. The run goes on, or stops cleanly: arm stopped, a checkpoint saved, one message with the
+cause and the resume command.
 
 The acting side is the session in this process with ``StandInReacher`` (TEST FIXTURE,
 tests/support/stand_in_reacher.py) as its env; the learner, its Ray cluster, the bridge process,
@@ -179,3 +180,31 @@ def test_a_killed_ray_bridge_keeps_the_cycle_and_stops_the_run_cleanly(script, c
     assert f"the Ray bridge process (PID {bridge}) exited with code -9" in watcher.err, watcher.err[-3000:]
     checkpoint = assert_stopped_cleanly_with_a_checkpoint(code, watcher, run_dir_of(tmp_path), min_step=125)
     assert_the_cycle_went_on(checkpoint, since_step=125, min_steps=1)
+
+
+def test_a_resumed_ray_run_continues_from_the_learners_own_checkpoint(script, cluster, tmp_path, capsys):
+    assert script.main([*ARGS, *ray_args(cluster), "--env_step", "100", "--work_dir", str(tmp_path)]) == 0
+    run_dir = run_dir_of(tmp_path)
+    first = capsys.readouterr()
+    with open(os.path.join(latest(run_dir), "learner.json")) as f:
+        saved = json.load(f)
+    robot_agent = torch.load(os.path.join(latest(run_dir), "agent.pt"), weights_only=False)
+    assert saved["learner_checkpoint"]["transitions"] == 150 and robot_agent["num_updates"] > 0
+    # The run's end left nothing behind on the cluster: the last actor shut the learner down (it saved).
+    assert learner_pid(cluster) is None
+    learner_dir = script.updaters[0].learner_info["directory"]
+    on_disk = torch.load(os.path.join(learner_dir, "agent.pt"), weights_only=False)["num_updates"]
+    assert on_disk >= robot_agent["num_updates"]
+
+    assert script.main(["--resume", run_dir, "--env_step", "150"]) == 0, first.err[-2000:]
+    out = capsys.readouterr()
+    assert f"resumed {run_dir}/model/step_150: step 150, episode 6" in out.out
+    assert f"it resumed from its checkpoint in {learner_dir} (update {on_disk}, 150 transitions)" in out.err
+    lines = [line for line in out.out.splitlines() if line.startswith("| train |")]
+    assert lines[0].startswith("| train | E: 7 | S: 175 |") and lines[-1].startswith("| train | E: 8 | S: 200 |")
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        figures = json.load(f)
+    assert figures["transitions_sent"] == figures["transitions_stored"] == 50 and figures["transitions_lost"] == 0
+    assert figures["num_updates"] > on_disk
+    with open(os.path.join(latest(run_dir), "learner.json")) as f:
+        assert json.load(f)["learner_checkpoint"]["transitions"] == 200  # the journal holds the whole run
