@@ -59,8 +59,8 @@ class RemoteLearnerConfig:
     send_period_s: float = 0.05
     """The bridge sends what the outbox holds this often, in one batch."""
     snapshot_every_s: float = 60.0
-    """The learner writes its agent to its disk this often, and the robot side keeps a copy of the
-    full agent state as often (the last good state, saved if the learner fails)."""
+    """The robot side fetches a copy of the learner's full agent state this often (and at every
+    save): the last good state, saved if the learner is lost."""
     connect_timeout_s: float = 180.0
     """Connecting, creating the learner and its first weights must take less than this."""
     call_timeout_s: float = 60.0
@@ -109,7 +109,8 @@ class LearnerSpec:
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     """The update cap, torch threads and device of the updates (``""``: cuda if the learner has one)."""
     seed: int = 0
-    snapshot_every_s: float = 60.0
+    snapshot_every_s: float = 10.0
+    """The learner writes its full agent state to its disk this often: what a restart loses at most."""
     orphan_after_s: float = 120.0
     """A learner that no actor contacted for this long saves and exits (its actors died unannounced)."""
 
