@@ -14,6 +14,9 @@ EXTRAS = {
     # ROS 1 backend: rospy comes from Debian, see README ("Running on a real Franka").
     "ros": [],
     "dev": ["pytest>=8", "pytest-timeout>=2.3", "imageio>=2.34"],
+    # The remote learner (--learner ray). Pinned: every machine of a Ray cluster needs the same Ray
+    # (and the same Python patch version). Ray does not pull torch, so the CPU pin above holds.
+    "ray": ["ray==2.60.0"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 

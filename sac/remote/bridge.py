@@ -34,14 +34,14 @@ from typing import Any
 
 import numpy as np
 
-from sac.async_learner import STAT_KEYS
+from sac.async_learner import STAT_KEYS, UpdateStats
 from sac.checkpoint import write_atomically
 from sac.remote import link as L
 from sac.remote.config import LEARNER_DEMAND, LEARNER_RESOURCE, NAMESPACE, LearnerSpec, RemoteLearnerConfig, \
     code_fingerprint
 from sac.remote.link import BridgeLink
 from sac.remote.outbox import TransitionOutbox
-from sac.weights import VersionedArray, WeightPublisher
+from sac.weights import WeightPublisher
 
 POLL_PERIOD_S = 0.02
 RETRY_S = 0.5
@@ -61,7 +61,7 @@ class _Batch:
 
 
 def bridge_main(config: RemoteLearnerConfig, spec: LearnerSpec, actor_id: str, outbox: TransitionOutbox,
-                weights: WeightPublisher, stats: VersionedArray, link: BridgeLink, seed_file: str, snapshot_file: str,
+                weights: WeightPublisher, stats: UpdateStats, link: BridgeLink, seed_file: str, snapshot_file: str,
                 parent_pid: int) -> None:
     """The bridge process's main function (started by :class:`~sac.remote.updater.RayUpdater`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the process group; the actor decides
@@ -86,7 +86,7 @@ class Bridge:
     """The bridge's state and loop (bridge process); see the module docstring."""
 
     def __init__(self, config: RemoteLearnerConfig, spec: LearnerSpec, actor_id: str, outbox: TransitionOutbox,
-                 weights: WeightPublisher, stats: VersionedArray, link: BridgeLink, seed_file: str,
+                 weights: WeightPublisher, stats: UpdateStats, link: BridgeLink, seed_file: str,
                  snapshot_file: str, parent_pid: int) -> None:
         self.config, self.spec, self.actor_id = config, spec, actor_id
         self.outbox, self.weights, self.stats, self.link = outbox, weights, stats, link

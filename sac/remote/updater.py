@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from sac.agent import SACAgent
-from sac.async_learner import STAT_KEYS
+from sac.async_learner import UpdateStats
 from sac.checkpoint import state_bytes, write_atomically
 from sac.errors import LearnerError
 from sac.remote import link as L
@@ -46,7 +46,7 @@ from sac.remote.link import BridgeLink
 from sac.remote.outbox import TransitionOutbox
 from sac.remote.watchdog import LearnerWatchdog
 from sac.training.updaters import AGENT_FILE, Updater
-from sac.weights import VersionedArray, WeightPublisher
+from sac.weights import WeightPublisher
 
 LEARNER_FILE = "learner.json"
 
@@ -71,10 +71,7 @@ class RayUpdater(Updater):
         self.outbox = TransitionOutbox(observation_space, spec.action_dim, config.outbox_capacity)
         self.weights = WeightPublisher(agent.policy_state())
         self.link = BridgeLink()
-        self._stats = VersionedArray(2 * len(STAT_KEYS), np.float64, tag="stats")
-        self._stats_scratch = np.zeros(2 * len(STAT_KEYS))
-        self._stats_last = np.zeros(2 * len(STAT_KEYS))
-        self._stats_version = 0
+        self._stats = UpdateStats()
         self.watchdog = LearnerWatchdog(self.name, config.warn_after_s, config.stop_after_s)
         self._files = tempfile.mkdtemp(prefix="rtrl_ray_updater_")
         self._seed_file = os.path.join(self._files, "seed.pt")
@@ -240,14 +237,7 @@ class RayUpdater(Updater):
 
     # ------------------------------------------------------------ figures
     def stats(self) -> dict[str, float]:
-        version = self._stats.read(self._stats_scratch, newer_than=self._stats_version)
-        if version is None:
-            return {}
-        self._stats_version = version
-        delta = self._stats_scratch - self._stats_last
-        self._stats_last[:] = self._stats_scratch
-        k = len(STAT_KEYS)
-        return {key: float(delta[i] / delta[k + i]) for i, key in enumerate(STAT_KEYS) if delta[k + i] > 0}
+        return self._stats.means()  # the bridge publishes the learner's sums, kept across its restarts
 
     @property
     def num_updates(self) -> int:
