@@ -86,15 +86,15 @@ def run(args: argparse.Namespace, work_dir: str) -> dict:
             "transitions_sent": summary["transitions_sent"], "transitions_stored": summary["transitions_stored"],
             "transitions_lost": summary["transitions_lost"], "learner_restarts": summary["learner_restarts"],
             "learner_restart_s": None if back is None else back - killed_at,
-            "watchdog_warnings": summary["watchdog_warnings"], "machine": platform.node(),
+            "watchdog_warnings": summary["watchdog_warnings"], "learner_events": restarts, "machine": platform.node(),
             "cpus": os.cpu_count(), "load_average_1min": os.getloadavg()[0]}
 
 
 def _kill_learner_halfway(cluster, proc: subprocess.Popen, log_path: str, duration: float) -> float:
-    """SIGKILLs the learner's process half the run after the run's first step, once it has learned;
+    """SIGKILLs the learner's process half the run after the run began, once it has learned;
     returns the wall time of the kill."""
     deadline = time.monotonic() + 600
-    while "initial random steps" not in _read(log_path):  # the learner is up, the loop has begun
+    while "learner '" not in _read(log_path):  # the learner is attached: the run's time limit starts now
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"the training run did not start:\n{_read(log_path)[-4000:]}")
         time.sleep(0.2)
