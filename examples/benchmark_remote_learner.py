@@ -5,7 +5,8 @@ Sets up its own loopback-only network namespace first (nothing is sent off this 
 two-node Ray cluster on loopback (sac/remote/local_cluster.py: the head at 127.0.0.2 stands for the
 robot's computer, 127.0.0.3 for the learning machine), runs ``examples/franka_reacher.py
 --async_mode --learner ray`` (cpu preset, dt 40 ms) for ``--duration`` seconds of acting, kills
-the learner's process with SIGKILL halfway (Ray restarts it from its checkpoint), and writes:
+the learner's process with SIGKILL once, a third into the run and after its first updates (Ray
+restarts it from its checkpoint), and writes:
 
 * ``cycle_p99_ms`` (and p50, max, overruns): the action cycle's periods, every step included;
 * ``staleness_p50_ms`` / ``staleness_p99_ms``: from the learner publishing a version of the
@@ -27,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -46,13 +48,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", default="benchmark_remote_learner.json", help="JSON file to write")
     args = parser.parse_args(argv)
     if args.duration < 15:
-        parser.error(f"--duration={args.duration:g}: give at least 15 s (the learner is killed halfway, "
-                     "after learning has started)")
+        parser.error(f"--duration={args.duration:g}: give at least 15 s (the learner is killed a third "
+                     "into the run, after learning has started)")
     return args
 
 
 def run(args: argparse.Namespace, work_dir: str) -> dict:
-    """Starts the cluster and the training run, kills the learner halfway; returns the figures."""
+    """Starts the cluster and the training run, kills the learner once mid-run; returns the figures."""
     from sac.remote.local_cluster import HEAD_IP, LocalCluster, hygiene_env
 
     with LocalCluster() as cluster:
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace, work_dir: str) -> dict:
         log_path = os.path.join(work_dir, "run.log")
         with open(log_path, "w") as log:
             proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-            killed_at = _kill_learner_halfway(cluster, proc, log_path, args.duration)
+            killed_at = _kill_learner_once(cluster, proc, log_path, args.duration)
             code = proc.wait(args.duration + 300)
         with open(log_path) as f:
             output = f.read()
@@ -90,16 +92,16 @@ def run(args: argparse.Namespace, work_dir: str) -> dict:
             "cpus": os.cpu_count(), "load_average_1min": os.getloadavg()[0]}
 
 
-def _kill_learner_halfway(cluster, proc: subprocess.Popen, log_path: str, duration: float) -> float:
-    """SIGKILLs the learner's process half the run after the run began, once it has learned;
-    returns the wall time of the kill."""
+def _kill_learner_once(cluster, proc: subprocess.Popen, log_path: str, duration: float) -> float:
+    """SIGKILLs the learner's process a third of the run after the run began, once it has made
+    updates (so it restarts from a learned checkpoint); returns the wall time of the kill."""
     deadline = time.monotonic() + 600
     while "learner '" not in _read(log_path):  # the learner is attached: the run's time limit starts now
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"the training run did not start:\n{_read(log_path)[-4000:]}")
         time.sleep(0.2)
-    halfway = time.monotonic() + duration / 2
-    while time.monotonic() < halfway or "| train |" not in _read(log_path):  # and it has learned
+    third = time.monotonic() + duration / 3  # two thirds of the run are left for the restart
+    while time.monotonic() < third or not _has_learned(_read(log_path)):
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"the training run ended before the learner could be killed:\n{_read(log_path)[-4000:]}")
         time.sleep(0.2)
@@ -109,6 +111,10 @@ def _kill_learner_halfway(cluster, proc: subprocess.Popen, log_path: str, durati
     killed_at = time.time()
     os.kill(pid, signal.SIGKILL)
     return killed_at
+
+
+def _has_learned(output: str) -> bool:
+    return any(float(n) > 0 for n in re.findall(r"^\| train \|.* NUM: (\d+\.\d+)$", output, re.MULTILINE))
 
 
 def _read(path: str) -> str:

@@ -148,7 +148,7 @@ AGENT_FIELDS = ("batch_size", "rad_offset", "critic_lr", "critic_tau", "critic_t
 
 @dataclass
 class LearnerSettings:
-    """Serial or asynchronous learning, and the learner process's budget."""
+    """Serial or asynchronous learning, where the learner runs (here or on a Ray cluster), and its budget."""
 
     async_mode: bool = setting(False, "update in a learner process beside the action cycle (default: serially, "
                                "one update after every step)")

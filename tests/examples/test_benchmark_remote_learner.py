@@ -1,5 +1,5 @@
 """examples/benchmark_remote_learner.py runs end to end on a tiny budget: its own Ray cluster, a
-training run on the sim reacher with the learner on the second node, the learner killed halfway and
+training run on the sim reacher with the learner on the second node, the learner killed once and
 restarted, and every figure of its contract in the JSON it writes."""
 import json
 import subprocess
@@ -17,7 +17,7 @@ KEYS = ("cycle_p99_ms", "staleness_p50_ms", "staleness_p99_ms", "updates_per_s",
 
 def test_the_remote_learner_benchmark_kills_the_ray_learner_and_reports_its_figures(tmp_path):
     out = tmp_path / "bench.json"
-    run = subprocess.run([sys.executable, "-m", "examples.benchmark_remote_learner", "--duration", "30",
+    run = subprocess.run([sys.executable, "-m", "examples.benchmark_remote_learner", "--duration", "45",
                           "--init_step", "50", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
                          timeout=560)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -29,7 +29,7 @@ def test_the_remote_learner_benchmark_kills_the_ray_learner_and_reports_its_figu
     assert figures["updates_per_s"] > 0 and figures["cycle_p99_ms"] >= figures["dt_ms"] * 0.9
 
 
-def test_the_remote_learner_benchmark_refuses_a_run_too_short_to_kill_the_learner_halfway():
+def test_the_remote_learner_benchmark_refuses_a_run_too_short_to_kill_the_learner_mid_run():
     run = subprocess.run([sys.executable, "-m", "examples.benchmark_remote_learner", "--duration", "5"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "--duration=5: give at least 15 s" in run.stderr
