@@ -129,7 +129,18 @@ def env_kwargs(config: TrainConfig) -> dict[str, Any]:
     if env.backend == "libfranka":
         from communicators.franka.libfranka import LibfrankaConfig
         kwargs["robot_config"] = LibfrankaConfig(robot_ip=env.robot_ip)
+    if env.backend == "ros2" and env.joint_states_topic is not None:
+        kwargs["robot_config"] = _ros2_config(env.joint_states_topic)
     return kwargs
+
+
+def _ros2_config(joint_states_topic: str) -> Any:
+    from communicators.franka.ros2.franka_ros2_config import FrankaROS2Config
+    try:
+        return FrankaROS2Config(joint_states_topic=joint_states_topic)
+    except ValueError as err:
+        raise SettingError("EnvSettings", "joint_states_topic", joint_states_topic,
+                           f"is no valid ROS 2 topic name ({err})", "/franka/joint_states") from None
 
 
 @dataclasses.dataclass

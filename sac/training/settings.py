@@ -94,6 +94,9 @@ class EnvSettings:
                                 "ExtraSensor (repeatable), e.g. rtrl_env.reacher.sensors:scene_camera")
     robot_ip: str | None = setting(None, "libfranka backend: the robot's FCI address, e.g. 172.16.0.2",
                                    on_resume=MAY_CHANGE)
+    joint_states_topic: str | None = setting(None, "ros2 backend: the sensor_msgs/JointState topic (default "
+                                             "/joint_states; franka_ros2's franka.launch.py publishes the arm at "
+                                             "1 kHz on /franka/joint_states)", on_resume=MAY_CHANGE)
     image_width: int | None = setting(None, "camera image width (default: the preset's)", "pixels")
     image_height: int | None = setting(None, "camera image height (default: the preset's)", "pixels")
     image_history: int | None = setting(None, "stacked frames per observation (default: the preset's)", "frames")
