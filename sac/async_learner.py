@@ -273,6 +273,21 @@ class AsyncLearner:
         self._process.start()
 
     @property
+    def pid(self) -> int | None:
+        """The learner process's pid (a restarted learner has a new one; None before :meth:`start`)."""
+        return self._process.pid
+
+    @property
+    def alive(self) -> bool:
+        """The learner process runs."""
+        return self._process.is_alive()
+
+    @property
+    def exitcode(self) -> int | None:
+        """The learner process's exit code once it ended (None while it runs)."""
+        return self._process.exitcode
+
+    @property
     def failed(self) -> bool:
         """The learner failed and will not be restarted (its restarts are used up)."""
         return self._error is not None and self.restarts >= self.config.max_restarts
