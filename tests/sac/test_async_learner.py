@@ -124,8 +124,8 @@ def test_a_failed_learner_is_restarted_from_the_last_saved_agent_until_the_resta
     learner.set_env_step(12)
     wait_for(lambda: learner.num_updates == 12, 30, "12 updates")
     first = learner.pid
-    os.kill(first.pid, signal.SIGKILL)
-    wait_for(lambda: not first.is_alive(), 10, "the learner to die")
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: not learner.alive, 10, "the learner to die")
 
     # Restart from a real-time action loop, as in `franka_reacher.py --realtime_priority`.
     os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
