@@ -15,7 +15,7 @@ Two sensors join the wrist camera here, each with its own key in the observation
 
 A real force/torque sensor or a second USB camera is added the same way: a Communicator that
 fills a sensor buffer, and an `ExtraSensor` saying how its window becomes an observation
-(docs/plugging-in-a-sensor.md walks through one).
+(README.md, "Plugging in a new sensor", walks through one).
 
 Run:  MUJOCO_GL=egl .venv/bin/python examples/new_sensor_example.py --steps 50
       (steps the env with random actions and prints what the sensors observed)
