@@ -8,7 +8,7 @@ PYTHON ?= python3
 
 RUN_ARGS ?= --async_mode
 
-.PHONY: run test install install-ros install-ros2 install-franka-sim benchmark clean
+.PHONY: run test install install-ros install-ros2 install-franka-sim install-ray benchmark clean
 
 # Debian's python3 needs python3-venv for `-m venv`; MuJoCo's headless EGL rendering needs the
 # GL dispatch libraries and Mesa's software EGL/GL drivers (no GPU needed).
@@ -33,10 +33,17 @@ install-ros2: install
 install-franka-sim: install
 	MAIN_VENV=$(VENV) bash scripts/install_franka_sim.sh
 
+# The remote learner's extra (Ray); the tests start real Ray nodes in a loopback-only namespace.
+install-ray: $(VENV)/.installed-ray
+
+$(VENV)/.installed-ray: $(VENV)/.installed setup.py
+	$(VENV)/bin/pip install -q -e '.[ray]'
+	touch $@
+
 run: install
 	$(PY) examples/franka_reacher.py $(RUN_ARGS)
 
-test: install install-ros install-ros2 install-franka-sim
+test: install install-ros install-ros2 install-franka-sim install-ray
 	$(PY) -m pytest -q
 
 benchmark: install

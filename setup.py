@@ -20,6 +20,9 @@ EXTRAS = {
     "ros2": ["ros-rclpy==9.1.2", "ros-sensor-msgs==5.5.1", "ros-std-msgs==5.5.1",
              "ros-rmw-fastrtps-cpp==9.3.3"],
     "dev": ["pytest>=8", "pytest-timeout>=2.3", "imageio>=2.34"],
+    # The remote learner (--learner ray). Pinned: every machine of a Ray cluster needs the same Ray
+    # (and the same Python patch version). Ray does not pull torch, so the CPU pin above holds.
+    "ray": ["ray==2.60.0"],
 }
 # "all" leaves ros2 out: its wheels break ROS 1 (rospy) in the same venv; ask for it by name.
 EXTRAS["all"] = sorted({req for name, reqs in EXTRAS.items() if name != "ros2" for req in reqs})

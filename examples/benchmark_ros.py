@@ -105,20 +105,19 @@ def measure_command_latency(comm, trials: int, step: float = 0.3) -> dict:
             "env_sees_it_ms": _percentiles(seen_ms), "missed": trials - len(latencies)}
 
 
-def measure_env_cycle(master_uri: str, steps: int, dt: float) -> dict:
-    """Step FrankaVisualReacher2-v0 on the ROS backend with random actions; its timing report."""
+def measure_env_cycle(backend: str, robot_config, steps: int, dt: float) -> dict:  # noqa: ANN001
+    """Steps FrankaVisualReacher2-v0 on a robot ``backend`` (the sim camera rendering the pose it
+    publishes, the sim target) with random actions; returns its timing report."""
     import gymnasium
 
     import rtrl_env  # noqa: F401 - registers the ids
-    from communicators.franka.ros.franka_ros_communicator import FrankaROSConfig
     from communicators.sim.sim_camera_communicator import SimCameraCommunicator, SimCameraConfig
     from communicators.sim.sim_target_communicator import SimTargetCommunicator
     from communicators.target.target_motion import TargetConfig
 
     camera_config = SimCameraConfig(width=160, height=120, fps=30)
     env = gymnasium.make(
-        "FrankaVisualReacher2-v0", backend="ros", dt=dt, episode_length_s=steps * dt,
-        robot_config=FrankaROSConfig(master_uri=master_uri, ros_ip="127.0.0.1", transport="rospy"),
+        "FrankaVisualReacher2-v0", backend=backend, dt=dt, episode_length_s=steps * dt, robot_config=robot_config,
         camera=lambda built: SimCameraCommunicator(
             camera_config, built["robot"].sensor_buffer, built["target"].sensor_buffer),
         target_communicator=lambda built: SimTargetCommunicator(TargetConfig(seed=0)),
@@ -171,7 +170,8 @@ def main(argv: list[str] | None = None) -> dict:
             state = measure_state(comm, args.seconds)
             command = measure_command_latency(comm, args.trials)
             comm.close()
-            cycle = measure_env_cycle(master.uri, args.env_steps, args.dt) if args.env_steps else None
+            cycle = measure_env_cycle("ros", FrankaROSConfig(master_uri=master.uri, ros_ip="127.0.0.1", transport="rospy"),
+                                      args.env_steps, args.dt) if args.env_steps else None
         finally:
             comm.close()
             bridge.terminate()

@@ -29,7 +29,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from examples.benchmark_ros import measure_command_latency, measure_state  # noqa: E402
+from examples.benchmark_ros import measure_command_latency, measure_env_cycle, measure_state  # noqa: E402
 from examples.loopback_namespace import enter_loopback_namespace  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,37 +55,6 @@ def _wait_for_state(comm, timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"no state from the bridge within {timeout} s")
         time.sleep(0.05)
-
-
-def measure_env_cycle(steps: int, dt: float, robot_config) -> dict:  # noqa: ANN001
-    """Step FrankaVisualReacher2-v0 on the ROS 2 backend with random actions; its timing report."""
-    import gymnasium
-    import numpy as np
-
-    import rtrl_env  # noqa: F401 - registers the ids
-    from communicators.sim.sim_camera_communicator import SimCameraCommunicator, SimCameraConfig
-    from communicators.sim.sim_target_communicator import SimTargetCommunicator
-    from communicators.target.target_motion import TargetConfig
-
-    camera_config = SimCameraConfig(width=160, height=120, fps=30)
-    env = gymnasium.make(
-        "FrankaVisualReacher2-v0", backend="ros2", dt=dt, episode_length_s=steps * dt,
-        robot_config=robot_config,
-        camera=lambda built: SimCameraCommunicator(
-            camera_config, built["robot"].sensor_buffer, built["target"].sensor_buffer),
-        target_communicator=lambda built: SimTargetCommunicator(TargetConfig(seed=0)),
-    )
-    try:
-        rng = np.random.default_rng(0)
-        env.reset(seed=0)
-        for _ in range(steps):
-            _, _, terminated, truncated, _ = env.step(
-                rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
-            if terminated or truncated:
-                break
-        return env.unwrapped.timing_report().as_dict()
-    finally:
-        env.close()
 
 
 def _print(result: dict) -> None:
@@ -141,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
             state = measure_state(comm, args.seconds)
             command = measure_command_latency(comm, args.trials)
             comm.close()
-            cycle = measure_env_cycle(args.env_steps, args.dt, config) if args.env_steps else None
+            cycle = measure_env_cycle("ros2", config, args.env_steps, args.dt) if args.env_steps else None
         finally:
             comm.close()
             bridge.terminate()

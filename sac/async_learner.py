@@ -41,6 +41,7 @@ import torch
 
 from communicators.errors import ConfigError
 from communicators.realtime import BACKGROUND_SCHEDULERS, run_in_background
+from sac.checkpoint import state_bytes, write_atomically
 from sac.errors import LearnerError
 from sac.agent import SACAgent
 from sac.replay_buffer import SharedReplayBuffer
@@ -50,6 +51,47 @@ from sac.weights import VersionedArray, WeightPublisher
 STAT_KEYS = ("train/critic_loss", "train/actor_loss", "train/alpha_loss", "train/alpha",
              "train/entropy", "train/batch_reward", "train/q1")
 _ENV_STEPS, _NUM_UPDATES, _STOP, _SAVE_DONE = range(4)  # control counters
+
+
+class UpdateStats:
+    """Running sums and counts of the update statistics (:data:`STAT_KEYS`), published by the
+    learning side (any process) and read by the acting process as means since its previous read."""
+
+    def __init__(self) -> None:
+        self._array = VersionedArray(2 * len(STAT_KEYS), np.float64, tag="stats")
+        self._scratch = np.zeros(2 * len(STAT_KEYS))
+        self._last = np.zeros(2 * len(STAT_KEYS))
+        self._version = 0
+
+    def __getstate__(self) -> dict:
+        return {"array": self._array}
+
+    def __setstate__(self, state: dict) -> None:
+        self._array = state["array"]
+        self._scratch, self._last, self._version = np.zeros(2 * len(STAT_KEYS)), np.zeros(2 * len(STAT_KEYS)), 0
+
+    def publish(self, sums: np.ndarray) -> None:
+        """Publishes the sums (the first half) and counts (the second) of every key (learning side)."""
+        self._array.publish(sums)
+
+    def means(self) -> dict[str, float]:
+        """Mean of each key over the updates since the previous call, or {} (acting process)."""
+        version = self._array.read(self._scratch, newer_than=self._version)
+        if version is None:
+            return {}
+        self._version = version
+        delta = self._scratch - self._last
+        self._last[:] = self._scratch
+        k = len(STAT_KEYS)
+        return {key: float(delta[i] / delta[k + i]) for i, key in enumerate(STAT_KEYS) if delta[k + i] > 0}
+
+    def restart(self) -> None:
+        """The publisher's sums start again from zero (a restarted learner); reading goes on from here."""
+        self._last[:] = 0.0
+        self._version = self._array.version
+
+    def close(self) -> None:
+        self._array.close()
 
 
 @dataclass
@@ -133,15 +175,12 @@ class AsyncLearner:
         self._control = SharedArrays({"counters": ((4,), np.int64)}, tag="learner")
         self._counters = self._control["counters"]
         self._counters[_NUM_UPDATES] = agent.num_updates
-        self._stats = VersionedArray(2 * len(STAT_KEYS), np.float64, tag="stats")
-        self._stats_scratch = np.zeros(2 * len(STAT_KEYS))
-        self._stats_last = np.zeros(2 * len(STAT_KEYS))
-        self._stats_version = 0
+        self._stats = UpdateStats()
         self._cmd_recv, self._cmd_send = ctx.Pipe(duplex=False)
         self._err_recv, self._err_send = ctx.Pipe(duplex=False)
         self._ctx = ctx
         self._spec = (agent.observation_space, agent.action_dim, agent.config)
-        self._restart_state = _to_bytes(agent.state_dict())  # the newest full state the parent holds
+        self._restart_state = state_bytes(agent.state_dict())  # the newest full state the parent holds
         self._state_file: str | None = None
         fd, self._snapshot_file = tempfile.mkstemp(prefix="sac_learner_snapshot_", suffix=".pt")
         os.close(fd)
@@ -240,8 +279,7 @@ class AsyncLearner:
         state = torch.load(io.BytesIO(self._restart_state), weights_only=False)
         self._counters[_NUM_UPDATES] = state["num_updates"]
         # The new learner's running sums start from zero: the next stats() is measured from here.
-        self._stats_last[:] = 0.0
-        self._stats_version = self._stats.version
+        self._stats.restart()
         print(f"the SAC learner process failed; restarting it ({self.restarts} of "
               f"{self.config.max_restarts}) from the agent state of update {state['num_updates']}. "
               f"The actor keeps its weights until the new learner publishes.\n{error}",
@@ -251,8 +289,18 @@ class AsyncLearner:
 
     @property
     def pid(self) -> int | None:
-        """The learner process's id; None before :meth:`start`. A restart gives a new one."""
+        """The learner process's pid (a restarted learner has a new one; None before :meth:`start`)."""
         return self._process.pid
+
+    @property
+    def alive(self) -> bool:
+        """The learner process runs."""
+        return self._process.is_alive()
+
+    @property
+    def exitcode(self) -> int | None:
+        """The learner process's exit code once it ended (None while it runs)."""
+        return self._process.exitcode
 
     @property
     def failed(self) -> bool:
@@ -293,14 +341,7 @@ class AsyncLearner:
 
     def stats(self) -> dict[str, float]:
         """Mean of each ``STAT_KEYS`` value over the updates since the previous call (or {})."""
-        version = self._stats.read(self._stats_scratch, newer_than=self._stats_version)
-        if version is None:
-            return {}
-        self._stats_version = version
-        delta = self._stats_scratch - self._stats_last
-        self._stats_last[:] = self._stats_scratch
-        k = len(STAT_KEYS)
-        return {key: float(delta[i] / delta[k + i]) for i, key in enumerate(STAT_KEYS) if delta[k + i] > 0}
+        return self._stats.means()
 
     def save_agent(self, path: str, timeout: float = 60.0) -> None:
         """Asks the learner to write its full agent state (``torch.save``) to ``path``, atomically,
@@ -313,7 +354,7 @@ class AsyncLearner:
             LearnerError: the learner died during the save or did not answer within ``timeout`` seconds.
         """
         if self.failed:
-            _write_atomically(path, self.last_good_state())
+            write_atomically(path, self.last_good_state())
             return
         self.raise_if_failed()
         self._save_requests += 1
@@ -332,24 +373,8 @@ class AsyncLearner:
             self._restart_state = f.read()
 
 
-def _write_atomically(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _to_bytes(state: dict) -> bytes:
-    # Plain bytes through the spawn pipe: no torch tensor-sharing strategy (file descriptors) involved.
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return buffer.getvalue()
-
-
 def _learner_main(setup_file: str, replay: SharedReplayBuffer, weights: WeightPublisher,
-                  control: SharedArrays, stats: VersionedArray, cmd_conn, err_conn,
+                  control: SharedArrays, stats: UpdateStats, cmd_conn, err_conn,
                   config: LearnerConfig, parent_pid: int, snapshot_file: str) -> None:
     # Ctrl-C reaches the whole process group; the parent decides when the learner stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -387,7 +412,7 @@ def _learner_main(setup_file: str, replay: SharedReplayBuffer, weights: WeightPu
                     sums[k + i] += 1
             stats.publish(sums)
             if config.snapshot_every_s and time.monotonic() - last_snapshot > config.snapshot_every_s:
-                _write_atomically(snapshot_file, _to_bytes(agent.state_dict()))
+                write_atomically(snapshot_file, state_bytes(agent.state_dict()))
                 last_snapshot = time.monotonic()
     except BaseException:
         err_conn.send(traceback.format_exc())

@@ -18,6 +18,7 @@ optimizers, temperature, update counter, agent RNGs), ``replay.npz`` (the replay
 """
 from __future__ import annotations
 
+import io
 import os
 import random
 import shutil
@@ -109,6 +110,25 @@ def restore_global_rng(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Writes ``data`` to ``path`` (fsynced, then renamed into place): a crash mid-write leaves the
+    previous file intact."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def state_bytes(state: dict[str, Any]) -> bytes:
+    """A state dict as ``torch.save`` bytes (plain bytes pass through pipes and Ray without torch's
+    tensor-sharing strategies)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
 
 
 # ----------------------------------------------------------------------------------- internals

@@ -16,17 +16,35 @@ def plot_learning_curve(path: str, steps: list[int], returns: list[float], title
         path: PNG file to write.
         steps: env step at the end of each episode.
         returns: return of each episode.
+        title: the figure's title.
         references: label -> return, e.g. {"scripted expert": 9.1, "random policy": 0.4}.
         window: episodes in the moving average.
     """
+    plot_learning_curves(path, {"episode return": (steps, returns)}, title, "env steps", references, window)
+
+
+def plot_learning_curves(path: str, curves: dict[str, tuple[list[float], list[float]]], title: str,
+                         xlabel: str, references: dict[str, float] | None = None, window: int = 20) -> None:
+    """Several runs' episode returns in one figure, each with its moving average, and reference lines.
+
+    Args:
+        path: PNG file to write.
+        curves: label -> (x of each episode's end, e.g. env steps or minutes; return of each episode).
+        title: the figure's title.
+        xlabel: what x is, with its unit.
+        references: label -> return, drawn as horizontal lines.
+        window: episodes in the moving average.
+    """
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(steps, returns, ".", alpha=0.35, label="episode return")
-    if len(returns) >= window:
-        smooth = np.convolve(returns, np.ones(window) / window, mode="valid")
-        ax.plot(steps[window - 1:], smooth, "-", label=f"mean of {window} episodes")
+    for (label, (xs, returns)), colour in zip(curves.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+        ax.plot(xs, returns, ".", alpha=0.35, color=colour, label=label)
+        if len(returns) >= window:
+            smooth = np.convolve(returns, np.ones(window) / window, mode="valid")
+            ax.plot(xs[window - 1:], smooth, "-", color=colour, label=f"mean of {window} episodes"
+                    if len(curves) == 1 else f"{label}, mean of {window}")
     for (label, value), style in zip((references or {}).items(), ("--", ":", "-.")):
         ax.axhline(value, linestyle=style, color="gray", label=label)
-    ax.set_xlabel("env steps")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("return")
     ax.set_title(title)
     ax.legend(loc="best", fontsize=8)

@@ -106,6 +106,11 @@ class VersionedArray:
         self._shared.close()
 
 
+def flatten_state(state: dict[str, torch.Tensor]) -> np.ndarray:
+    """A state dict as one float32 vector in its key order: the layout :class:`WeightPublisher` publishes."""
+    return torch.cat([t.detach().reshape(-1).to("cpu", torch.float32) for t in state.values()]).numpy()
+
+
 class WeightPublisher:
     """Publishes a module's weights from the learner; the actor pulls the newest between steps.
 
@@ -147,8 +152,19 @@ class WeightPublisher:
         if list(state) != self._names:
             raise ValueError(f"published state has keys {list(state)[:4]}..., expected the template's "
                              f"{self._names[:4]}...")
-        flat = torch.cat([t.detach().reshape(-1).to("cpu", torch.float32) for t in state.values()])
-        return self._array.publish(flat.numpy(), tag=int(updates))
+        return self._array.publish(flatten_state(state), tag=int(updates))
+
+    def publish_flat(self, values: np.ndarray, updates: int = 0) -> int:
+        """Publishes weights already flattened by :func:`flatten_state` (e.g. received from a remote
+        learner whose module has the template's layout). Returns the version.
+
+        Raises:
+            ValueError: ``values`` has another size than the template's.
+        """
+        if values.shape != (self._array.size,):
+            raise ValueError(f"flat weights have shape {values.shape}, expected ({self._array.size},) as the "
+                             f"template's; the learner's networks differ from the actor's")
+        return self._array.publish(values, tag=int(updates))
 
     def pull(self, module: torch.nn.Module) -> int | None:
         """Loads the newest version into ``module`` if one newer than the last pull exists.

@@ -77,6 +77,10 @@ class FrankaVisualReacherConfig:
             reacher_communicators.py.
         target_communicator: factory of a target communicator replacing the default.
         extra_sensors: more sensors, observation key -> ExtraSensor.
+        blank_image: the observation's ``image`` is all zeros. The camera still runs and the
+            reward still comes from its frames (and ``render`` shows them), but the agent's pixels
+            tell it nothing, not where the target is: a variant for proving that another sensor
+            is learned from (examples/benchmark_sensor_learning.py). Default False.
         new_target_timeout_s: after requesting a new target at reset, wait at most this long (s)
             for the target and then a camera frame that shows it.
         run_mode: the base env's run mode: "multiprocess", "multithread" or "singlethread".
@@ -107,6 +111,7 @@ class FrankaVisualReacherConfig:
     camera: CommunicatorFactory | None = None
     target_communicator: CommunicatorFactory | None = None
     extra_sensors: dict[str, ExtraSensor] = field(default_factory=dict)
+    blank_image: bool = False
     new_target_timeout_s: float = 2.0
     run_mode: str = "multiprocess"
     pacing: str = "deadline"
@@ -163,6 +168,9 @@ class FrankaVisualReacherConfig:
             if not isinstance(sensor, ExtraSensor):
                 raise TypeError(f"extra_sensors[{key!r}] must be an ExtraSensor, "
                                 f"got {type(sensor).__name__}")
+        if not isinstance(self.blank_image, (bool, np.bool_)):
+            raise bad("blank_image", "must be True or False")
+        self.blank_image = bool(self.blank_image)
         if self.run_mode not in RUN_MODES:
             raise bad("run_mode", f"must be one of {RUN_MODES}")
         try:

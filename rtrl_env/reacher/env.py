@@ -62,6 +62,10 @@ class FrankaVisualReacher(RTRLBaseEnv):
     |                  |                |         | [-10, 10]), previous action (n, in [-1, 1])       |
     | extra sensors    | their space    |         | one key per `extra_sensors` entry                 |
 
+    With `blank_image=True` the `image` key is all zeros (the reward still comes from the camera's
+    frames): the pixels no longer say where the target is, so an extra sensor must (e.g.
+    `rtrl_env.reacher.sensors.target_position`).
+
     Frames are stacked at the env-step rate: each step adds the newest camera frame.
 
     ## Rewards
@@ -113,7 +117,7 @@ class FrankaVisualReacher(RTRLBaseEnv):
     `episode_length_s` (4.0), `image_width`/`image_height` (160/120), `camera_fps` (30),
     `frame_stack` (3), `max_joint_velocity` (0.3 rad/s), `home_jitter` (0.1 rad), `reward`,
     `homing`, `freshness` (None: the backend's default budgets), `target`, `camera`,
-    `target_communicator`, `extra_sensors`. Every process starts with forkserver (spawn where
+    `target_communicator`, `extra_sensors`, `blank_image` (False). Every process starts with forkserver (spawn where
     there is none), never fork: create the env under `if __name__ == "__main__":`; a script that
     does not is told so. Factories (`camera`, ...) may be lambdas, but an `ExtraSensor.observe` is
     sent to the polling loop's process and must be a module-level function.

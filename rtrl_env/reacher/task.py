@@ -98,10 +98,13 @@ class ReacherTask(Task):
         devices.wait_for_data("camera", moved, timeout, "frame showing the new target")
 
     def observe(self, sensation: dict[str, Any], action: np.ndarray | None) -> dict[str, np.ndarray]:
-        """Stacked frames, proprioception with the previous action (zeros after a reset), extras."""
+        """Stacked frames (zeros with ``blank_image``), proprioception with the previous action
+        (zeros after a reset), extras."""
         frame = sensation["frame"]
         self.last_frame = frame
         image = self.frames.reset(frame) if action is None else self.frames.push(frame)
+        if self.config.blank_image:
+            image = np.zeros_like(image)
         previous = np.zeros(self.scaler.dim, np.float32) if action is None else np.asarray(action, np.float32)
         state = sensation["state"]
         obs = {"image": image, "proprioception": proprioception(state[Q], state[DQ], previous)}

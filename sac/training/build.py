@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 from typing import Any
 
 from communicators.errors import ConfigError
@@ -33,6 +34,8 @@ FLAG_OF = {
     "max_update_freq": "max_update_freq", "num_threads": "learner_threads", "nice": "learner_nice",
     "scheduler": "learner_scheduler",
     "max_restarts": "learner_restarts",
+    # RemoteLearnerConfig
+    "warn_after_s": "learner_warn_s", "stop_after_s": "learner_timeout_s",
     # AgentConfig: the same names as its flags
     **{name: name for name in AGENT_FIELDS},
 }
@@ -48,10 +51,16 @@ def with_preset(config: TrainConfig) -> TrainConfig:
                                              if getattr(config.env, name) is None})
     agent = dataclasses.replace(config.agent, **{name: getattr(preset.agent, name) for name in AGENT_FIELDS
                                                  if getattr(config.agent, name) is None})
-    if not agent.device:
+    if not agent.device and config.learner.learner == "local":  # a remote learner picks its own (remote_spec)
         import torch
         agent = dataclasses.replace(agent, device="cuda" if torch.cuda.is_available() else "cpu")
-    return dataclasses.replace(config, env=env, agent=agent)
+    learner = config.learner
+    if learner.learner == "ray" and learner.ray_learner is None:
+        # Named once, when the run is made (args.json keeps it): a new run with the same settings
+        # elsewhere must not find this run's learner and its checkpoint.
+        name = f"{run_directory_name(dataclasses.replace(config, env=env, agent=agent))}-{secrets.token_hex(3)}"
+        learner = dataclasses.replace(learner, ray_learner=name)
+    return dataclasses.replace(config, env=env, agent=agent, learner=learner)
 
 
 def check(config: TrainConfig) -> None:
@@ -64,8 +73,15 @@ def check(config: TrainConfig) -> None:
     agent_config(config)
     learner_config(config)
     _check_encoder_input(config)
-    _check_replay_fits(config)
-    _check_device(config.agent.device)
+    if config.learner.learner == "ray":
+        _check_remote(config)  # the replay buffer and the device are the learner machine's
+    else:
+        for name in ("ray_address", "ray_node_ip", "ray_learner"):
+            if getattr(config.learner, name) is not None:
+                raise SettingError("LearnerSettings", name, getattr(config.learner, name),
+                                   "is only used with --learner ray")
+        _check_replay_fits(config)
+        _check_device(config.agent.device)
     if config.run.load_model:
         agent_file(config.run.load_model)
 
@@ -94,7 +110,7 @@ def env_kwargs(config: TrainConfig) -> dict[str, Any]:
     kwargs: dict[str, Any] = dict(backend=env.backend, dt=env.dt, episode_length_s=env.episode_length,
                                   image_width=env.image_width, image_height=env.image_height,
                                   frame_stack=env.image_history, realtime_priority=env.realtime_priority,
-                                  extra_sensors=load_sensors(env.sensor))
+                                  extra_sensors=load_sensors(env.sensor), blank_image=env.blank_image)
     from communicators.target.target_motion import TargetConfig
     if env.backend == "sim":
         kwargs["target"] = TargetConfig(mode=env.target_type)
@@ -114,7 +130,18 @@ def env_kwargs(config: TrainConfig) -> dict[str, Any]:
     if env.backend == "libfranka":
         from communicators.franka.libfranka import LibfrankaConfig
         kwargs["robot_config"] = LibfrankaConfig(robot_ip=env.robot_ip)
+    if env.backend == "ros2" and env.joint_states_topic is not None:
+        kwargs["robot_config"] = _ros2_config(env.joint_states_topic)
     return kwargs
+
+
+def _ros2_config(joint_states_topic: str) -> Any:
+    from communicators.franka.ros2.franka_ros2_config import FrankaROS2Config
+    try:
+        return FrankaROS2Config(joint_states_topic=joint_states_topic)
+    except ValueError as err:
+        raise SettingError("EnvSettings", "joint_states_topic", joint_states_topic,
+                           f"is no valid ROS 2 topic name ({err})", "/franka/joint_states") from None
 
 
 @dataclasses.dataclass
@@ -163,15 +190,50 @@ def make_env(config: TrainConfig) -> Any:
 
 
 def make_agent(config: TrainConfig, env: Any) -> SACAgent:
-    """The SAC agent for the env's observation space (every key, extra sensors included), seeded."""
+    """The SAC agent for the env's observation space (every key, extra sensors included), seeded; it
+    acts on the CPU when the learner is remote."""
+    device = "cpu" if config.learner.learner == "ray" else config.agent.device
     return SACAgent(env.observation_space, env.action_space.shape[0], agent_config(config),
-                    device=config.agent.device, seed=config.run.seed)
+                    device=device, seed=config.run.seed)
+
+
+def remote_config(config: TrainConfig) -> Any:
+    """The robot side's settings of a remote learner (``--learner ray``), validated."""
+    from sac.remote.config import RemoteLearnerConfig
+
+    learner = config.learner
+    return RemoteLearnerConfig(address=learner.ray_address, learner_name=learner.ray_learner,
+                               node_ip=learner.ray_node_ip,
+                               max_restarts=learner.learner_restarts, warn_after_s=learner.learner_warn_s,
+                               stop_after_s=learner.learner_timeout_s)
+
+
+def remote_spec(config: TrainConfig, env: Any) -> Any:
+    """What the remote learner builds its agent and replay buffer from."""
+    from sac.remote.config import LearnerSpec, compact_space
+
+    device = config.agent.device
+    # Ray shows an actor only the GPU it was given, as cuda:0: "cuda:1" names a GPU of this machine.
+    local = dataclasses.replace(learner_config(config), device="cuda" if device.startswith("cuda") else device)
+    return LearnerSpec(observation=compact_space(env.observation_space), action_dim=env.action_space.shape[0],
+                       agent_config=agent_config(config), replay_capacity=config.agent.replay_buffer_capacity,
+                       learner=local, seed=config.run.seed, extras=replay_extras(env))
+
+
+def replay_extras(env: Any) -> tuple[str, ...]:
+    """The per-transition timing stored beside each transition (stream ages, period, weights' updates)."""
+    return extra_names(list(env.freshness_budgets))
 
 
 def make_updater(config: TrainConfig, agent: SACAgent, env: Any) -> Updater:
-    """Serial or asynchronous learning with a shared replay buffer built from the env's space."""
+    """Serial or local asynchronous learning with a shared replay buffer built from the env's space,
+    or a remote learner on a Ray cluster (which keeps the replay buffer there)."""
+    if config.learner.learner == "ray":
+        from sac.remote.updater import RayUpdater
+
+        return RayUpdater(agent, env.observation_space, remote_spec(config, env), remote_config(config))
     replay = SharedReplayBuffer(env.observation_space, env.action_space.shape[0],
-                                config.agent.replay_buffer_capacity, extras=extra_names(list(env.freshness_budgets)))
+                                config.agent.replay_buffer_capacity, extras=replay_extras(env))
     try:
         if config.learner.async_mode:
             return AsyncUpdater(agent, replay, learner_config(config))
@@ -204,6 +266,29 @@ def _check_replay_fits(config: TrainConfig) -> None:
         raise SettingError("AgentSettings", "replay_buffer_capacity", capacity,
                            f"needs {needed / 1e9:.2f} GB of shared memory and only {limit / 1e9:.2f} GB may be used",
                            fits)
+
+
+def _check_remote(config: TrainConfig) -> None:
+    """--learner ray: asynchronous, Ray installed, a well-formed address where a head answers."""
+    from sac.remote.address import check_name, check_reachable, parse_address
+
+    learner = config.learner
+    if not learner.async_mode:
+        raise SettingError("LearnerSettings", "learner", "ray", "learns asynchronously on the Ray cluster: add "
+                           "--async_mode")
+    if learner.ray_address is None:
+        raise SettingError("LearnerSettings", "ray_address", None, "must be given with --learner ray: the Ray "
+                           "head's HOST:PORT", "192.168.1.10:6379")
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise SettingError("LearnerSettings", "learner", "ray", "needs Ray, which is not installed here: pip "
+                           "install 'franka-rtrl[ray]' (the same Ray version on every machine)") from None
+    parse_address(learner.ray_address)
+    if learner.ray_learner is not None:
+        check_name(learner.ray_learner)
+    remote_config(config)  # the node address and the watchdog's budget
+    check_reachable(learner.ray_address)
 
 
 def _check_device(device: str) -> None:

@@ -11,6 +11,7 @@ all steps / time limit      final checkpoint, summary.json, plots               
 Ctrl-C, SIGTERM, SIGHUP     the same, then "stopped by SIG...; continue with: ... --resume"  128+N
 device or env failure       checkpoint at the failing step; the cause; the resume command    1
 learner failed for good     checkpoint with the learner's last good agent state; the cause   1
+learner cannot start        nothing; the cause and the resume command                        1
 a checkpoint cannot be      nothing new; the previous checkpoint is intact; the cause        1
 written (disk full)
 ==========================  ==============================================================  =====
@@ -100,7 +101,12 @@ def run_session(config: TrainConfig, run_dir: RunDirectory, resuming: bool, resu
             run.updater = make_updater(config, agent, run.env)
             _restore(run, agent, resuming)
             console.line(run.updater.storage_line())
-            run.updater.start()
+            try:
+                run.updater.start()
+            except LearnerError as err:  # before the first step: the devices have not started
+                console.error(f"{err}\nthe learner did not start; nothing was run. Continue with: "
+                              f"{resume_command}")
+                return EXIT_FAILED
             return _train(run, logger, stop)
         finally:
             run.close_env()

@@ -25,6 +25,7 @@ MAY_CHANGE = "may change"
 """``--resume`` takes the new value and records it in the run's args.json."""
 
 TARGET_TYPES = ("reaching", "tracking", "static")
+LEARNERS = ("local", "ray")
 
 
 class SettingError(ConfigError):
@@ -92,8 +93,13 @@ class EnvSettings:
                                  "video file or a stream URL (overrides --camera_id)", on_resume=MAY_CHANGE)
     sensor: list[str] = setting((), "add an extra sensor: MODULE:FACTORY[:ARG], the factory returning an "
                                 "ExtraSensor (repeatable), e.g. rtrl_env.reacher.sensors:scene_camera")
+    blank_image: bool = setting(False, "feed the agent an all-zero image (the reward still comes from the camera): "
+                                "its pixels tell nothing, e.g. to prove a --sensor is learned from")
     robot_ip: str | None = setting(None, "libfranka backend: the robot's FCI address, e.g. 172.16.0.2",
                                    on_resume=MAY_CHANGE)
+    joint_states_topic: str | None = setting(None, "ros2 backend: the sensor_msgs/JointState topic (default "
+                                             "/joint_states; franka_ros2's franka.launch.py publishes the arm at "
+                                             "1 kHz on /franka/joint_states)", on_resume=MAY_CHANGE)
     image_width: int | None = setting(None, "camera image width (default: the preset's)", "pixels")
     image_height: int | None = setting(None, "camera image height (default: the preset's)", "pixels")
     image_history: int | None = setting(None, "stacked frames per observation (default: the preset's)", "frames")
@@ -153,7 +159,7 @@ AGENT_FIELDS = ("batch_size", "rad_offset", "critic_lr", "critic_tau", "critic_t
 
 @dataclass
 class LearnerSettings:
-    """Serial or asynchronous learning, and the learner process's budget."""
+    """Serial or asynchronous learning, where the learner runs (here or on a Ray cluster), and its budget."""
 
     async_mode: bool = setting(False, "update in a learner process beside the action cycle (default: serially, "
                                "one update after every step)")
@@ -169,9 +175,31 @@ class LearnerSettings:
     learner_nice: int = setting(5, "async: nice increment of the learner's threads under batch or other (higher "
                                 "yields the CPU to the action cycle sooner)", on_resume=MAY_CHANGE)
     learner_restarts: int = setting(0, "async: restart a failed learner at most this many times from its last "
-                                    "snapshot (0: stop the run, saved, at the first failure)", on_resume=MAY_CHANGE)
+                                    "snapshot (0: stop the run, saved, at the first failure); ray: Ray's "
+                                    "max_restarts of the learner actor", on_resume=MAY_CHANGE)
+    learner: str = setting("local", "async: where the learner runs: local (a process beside the action cycle) or "
+                           "ray (a Ray actor on another machine, see docs/remote-learner.md)", choices=LEARNERS)
+    ray_address: str | None = setting(None, "ray: the Ray head's HOST:PORT (what `ray start --head` prints), e.g. "
+                                      "192.168.1.10:6379", on_resume=MAY_CHANGE)
+    ray_node_ip: str | None = setting(None, "ray: this machine's address in the Ray cluster (the --node-ip-address "
+                                      "of its `ray start`; default: Ray finds this machine's node)",
+                                      on_resume=MAY_CHANGE)
+    ray_learner: str | None = setting(None, "ray: the learner's name on the cluster; runs given the same name feed "
+                                      "one learner (default: the run directory's name and a random suffix, chosen "
+                                      "when the run is made)")
+    learner_warn_s: float = setting(3.0, "ray: warn when no new weights came from the learner for this long",
+                                    "s", on_resume=MAY_CHANGE)
+    learner_timeout_s: float = setting(30.0, "ray: stop the run (the arm stopped, saved) when no new weights came "
+                                       "from the learner for this long", "s", on_resume=MAY_CHANGE)
 
-    # Checked by LearnerConfig (TrainConfig.check), whose fields these are.
+    def __post_init__(self) -> None:
+        _choice(self, "learner", LEARNERS)
+        _number(self, "learner_warn_s", 0, "seconds", 3.0)
+        _number(self, "learner_timeout_s", 0, "seconds", 30.0)
+        if self.learner_timeout_s <= self.learner_warn_s:
+            raise _bad(self, "learner_timeout_s", f"must be longer than --learner_warn_s ({self.learner_warn_s:g} s)")
+        # The local learner's fields are checked by LearnerConfig, the Ray address and the learner's
+        # name by TrainConfig.check (sac/training/build.py), which also sees --async_mode.
 
 
 @dataclass

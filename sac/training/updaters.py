@@ -7,7 +7,8 @@ The training loop (sac/training/loop.py) holds an :class:`Updater` and never ask
 * :class:`AsyncUpdater`: a learner process samples the shared replay buffer and updates
   continuously, capped at ``max_update_freq`` updates per env step; the actor pulls the newest
   weights between steps (the seed's SACv2).
-* A remote learner (a Ray actor on another machine) implements the same interface.
+* ``RayUpdater`` (sac/remote/updater.py): the learner is a Ray actor on another machine, fed
+  through a bridge process; the acting process never calls Ray.
 
 Every method runs in the acting process, called by the loop in this order: :meth:`Updater.start`
 (after :meth:`Updater.restore` when resuming), then per step :meth:`Updater.add` and

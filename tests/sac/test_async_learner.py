@@ -97,8 +97,8 @@ def test_learner_exception_reaches_the_actor_with_its_traceback_and_the_actor_ke
 def test_a_killed_learner_is_reported_by_exit_code(setup):
     _, make = setup
     learner = make()
-    os.kill(learner._process.pid, signal.SIGKILL)
-    wait_for(lambda: not learner._process.is_alive(), 10, "the learner to die")
+    os.kill(learner.pid, signal.SIGKILL)
+    wait_for(lambda: not learner.alive, 10, "the learner to die")
     with pytest.raises(LearnerError, match=re.escape("exited with code -9")):
         learner.raise_if_failed()
 
@@ -106,12 +106,12 @@ def test_a_killed_learner_is_reported_by_exit_code(setup):
 def test_ctrl_c_does_not_stop_the_learner_and_stop_ends_it_cleanly(setup):
     _, make = setup
     learner = make()
-    os.kill(learner._process.pid, signal.SIGINT)  # what a Ctrl-C sends the whole process group
+    os.kill(learner.pid, signal.SIGINT)  # what a Ctrl-C sends the whole process group
     time.sleep(0.3)
     learner.raise_if_failed()
-    assert learner._process.is_alive()
+    assert learner.alive
     learner.stop()
-    assert not learner._process.is_alive() and learner._process.exitcode == 0
+    assert not learner.alive and learner.exitcode == 0
 
 
 def test_a_failed_learner_is_restarted_from_the_last_saved_agent_until_the_restarts_run_out(setup, tmp_path,
@@ -123,9 +123,9 @@ def test_a_failed_learner_is_restarted_from_the_last_saved_agent_until_the_resta
     learner.save_agent(str(tmp_path / "agent.pt"))  # the state a restart resumes from
     learner.set_env_step(12)
     wait_for(lambda: learner.num_updates == 12, 30, "12 updates")
-    first = learner._process
-    os.kill(first.pid, signal.SIGKILL)
-    wait_for(lambda: not first.is_alive(), 10, "the learner to die")
+    first = learner.pid
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: not learner.alive, 10, "the learner to die")
 
     # Restart from a real-time action loop, as in `franka_reacher.py --realtime_priority`.
     os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
@@ -137,7 +137,7 @@ def test_a_failed_learner_is_restarted_from_the_last_saved_agent_until_the_resta
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     # The new child imports torch for seconds; the action loop must not wait for that.
     assert restart_s < 1.5, f"the restart held the action loop for {restart_s:.1f} s"
-    assert learner.restarts == 1 and learner._process is not first
+    assert learner.restarts == 1 and learner.pid != first
     assert learner.num_updates == 7  # the 5 updates after the save died with the process
     assert "restarting it (1 of 1) from the agent state of update 7" in capfd.readouterr().err
     version = learner.weights.version
@@ -151,8 +151,8 @@ def test_a_failed_learner_is_restarted_from_the_last_saved_agent_until_the_resta
     assert np.isfinite(stats["train/critic_loss"]) and stats["train/batch_reward"] == pytest.approx(1.0)
     learner.raise_if_failed()
 
-    os.kill(learner._process.pid, signal.SIGKILL)
-    wait_for(lambda: not learner._process.is_alive(), 10, "the second learner to die")
+    os.kill(learner.pid, signal.SIGKILL)
+    wait_for(lambda: not learner.alive, 10, "the second learner to die")
     with pytest.raises(LearnerError, match=re.escape("exited with code -9")):
         learner.raise_if_failed()  # no restarts left
 

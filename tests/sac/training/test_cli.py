@@ -42,6 +42,8 @@ BAD = [
     (["--replay_buffer_capacity", "100000000"], "--replay_buffer_capacity 100000000: needs"),
     (["--backend", "libfranka"], "--robot_ip: must be given with --backend libfranka: the robot's FCI address, "
                                  "e.g. --robot_ip 172.16.0.2"),
+    (["--backend", "ros2", "--joint_states_topic", "joint states"],
+     "--joint_states_topic joint states: is no valid ROS 2 topic name"),
     (["--eval"], "--eval: needs --load_model <checkpoint directory>"),
     (["--load_model", "/no/such/checkpoint"], "--load_model /no/such/checkpoint: has no agent.pt"),
     (["--resume", "/no/such/run"], "--resume /no/such/run: no run there (no args.json)"),
@@ -153,3 +155,23 @@ def test_sensors_from_the_command_line_reach_the_env_config_under_their_keys():
     assert config.env.sensor == ["rtrl_env.reacher.sensors:scene_camera:40x30"]
     extra = build.reacher_config(config).extra_sensors
     assert list(extra) == ["scene_image"] and extra["scene_image"].space.shape == (3, 30, 40)
+
+
+def test_blank_image_from_the_command_line_reaches_the_env_config():
+    from sac.training import build
+
+    config, _ = parse(["--blank_image", "--sensor", "rtrl_env.reacher.sensors:target_position"])
+    reacher = build.reacher_config(config)
+    assert reacher.blank_image is True and list(reacher.extra_sensors) == ["target_position"]
+    assert build.reacher_config(parse([])[0]).blank_image is False
+
+
+def test_the_ros2_joint_states_topic_flag_reaches_the_robot_config_and_may_change_on_resume():
+    from sac.training import build
+    from sac.training.settings import MAY_CHANGE, TrainConfig, setting_fields
+
+    config = build.with_preset(TrainConfig.from_flat(dict(backend="ros2", joint_states_topic="/franka/joint_states")))
+    assert build.env_kwargs(config)["robot_config"].joint_states_topic == "/franka/joint_states"
+    assert "robot_config" not in build.env_kwargs(build.with_preset(TrainConfig.from_flat(dict(backend="ros2"))))
+    (field,) = [f for _, f in setting_fields() if f.name == "joint_states_topic"]
+    assert field.metadata["on_resume"] == MAY_CHANGE

@@ -16,61 +16,25 @@ from ros2_test_helpers import LOADED_STATE_TIMEOUT, Probe, fastdds_segments, req
 
 from communicators.franka.ros2 import topics as T
 from tests.support.processes import child_pids, own_segments, wait_until
+from tests.support.reacher_episodes import EPISODE_LENGTH_S, make_backend_reacher, run_random_episodes
 
 pytestmark = [requires_ros2, pytest.mark.timeout(300)]
 
 
 def _make_env(episode_length_s: float, **robot):
-    import gymnasium
-
-    import rtrl_env  # noqa: F401 - registers the ids
     from communicators.franka.ros2.franka_ros2_config import FrankaROS2Config
-    from communicators.sim.sim_camera_communicator import SimCameraCommunicator, SimCameraConfig
-    from communicators.sim.sim_target_communicator import SimTargetCommunicator
-    from communicators.target.target_motion import TargetConfig
 
-    camera_config = SimCameraConfig(width=160, height=120, fps=30)
-    return gymnasium.make(
-        "FrankaVisualReacher2-v0",
-        backend="ros2",
-        robot_config=FrankaROS2Config(**robot),
-        camera=lambda built: SimCameraCommunicator(
-            camera_config, built["robot"].sensor_buffer, built["target"].sensor_buffer),
-        target_communicator=lambda built: SimTargetCommunicator(TargetConfig(seed=0)),
-        episode_length_s=episode_length_s,
-    )
+    return make_backend_reacher("ros2", FrankaROS2Config(**robot), episode_length_s)
 
 
 def test_visual_reacher_completes_episodes_on_the_ros2_backend(ros2_graph):
-    episodes, episode_length_s = 2, 1.6
     segments_before = own_segments()
     with running_bridge("--rate-hz", "500") as bridge:
-        env = _make_env(episode_length_s, state_timeout=LOADED_STATE_TIMEOUT)
+        env = _make_env(EPISODE_LENGTH_S, state_timeout=LOADED_STATE_TIMEOUT)
         try:
-            rng = np.random.default_rng(0)
-            steps_per_episode = []
-            for episode in range(episodes):
-                obs, info = env.reset(seed=episode)
-                q_home = obs["proprioception"][:7].copy()
-                assert obs["image"].dtype == np.uint8 and obs["image"].shape[1:] == (120, 160)
-                steps, done, rewards = 0, False, []
-                while not done:
-                    action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
-                    obs, reward, terminated, truncated, info = env.step(action)
-                    rewards.append(reward)
-                    steps += 1
-                    done = terminated or truncated
-                    assert steps <= 1000, "the episode never ended"
-                assert truncated and not terminated
-                assert np.all(np.isfinite(obs["proprioception"]))
-                assert all(0.0 <= r <= 4.0 for r in rewards)
-                # The random actions moved the arm through ROS 2.
-                assert np.abs(obs["proprioception"][:7] - q_home).max() > 0.01
-                steps_per_episode.append(steps)
+            run_random_episodes(env)
         finally:
             env.close()
-    expected = round(episode_length_s / 0.04)
-    assert steps_per_episode == [expected] * episodes
     # The bridge shut down cleanly and the safety filter kept every command below a fault.
     assert bridge.returncode == 0
     assert any("bridge stopped: faults=0" in line for line in bridge.output), bridge.output

@@ -1,0 +1,228 @@
+"""Proof that an extra sensor is learned from: SAC on a reacher whose pixels hide the target.
+
+The task is FrankaVisualReacher2-v0 with ``--blank_image``: the agent's image is all zeros (the
+camera still runs and the reward still comes from its frames), so nothing it sees says where the
+target is. One run adds the target's position as an extra vector sensor through the public API
+(``--sensor rtrl_env.reacher.sensors:target_position``); the other runs without it. Each trains
+for ``--minutes`` of wall-clock time with the library's training command
+(examples/franka_reacher.py, async learner, cpu preset), one after the other. The scripted
+expert's and the random policy's returns on the same task are measured first, for reference.
+
+Writes into ``--out DIR``: ``sensor_learning.json`` (the command; the reference returns; per run
+its command, observation keys, curve (episode, env step, wall time, return), the mean return of
+its last 20 episodes, that as a fraction of the expert's, and the minutes until the 20-episode
+mean first reached 80 % of the expert's), ``sensor_learning.png`` (both curves against wall time
+with the references), and each run's directory (train.csv, summary.json, console.log, ...).
+
+The claim it tests (issue 13): with the sensor SAC reaches at least 80 % of the expert's return
+within 20 minutes on the 2-core development machine; without it it stays at the random policy's
+level (here: its final mean is below random + 20 % of the expert-random gap). Not a test: the
+figures depend on the machine and its load; give the runs the machine to themselves.
+
+    MUJOCO_GL=egl .venv/bin/python examples/benchmark_sensor_learning.py --minutes 20 \\
+        --out docs/results/sensor_learning
+
+Flags it does not know go to both training runs unchanged and after its own (e.g. ``--init_step
+500``; ``--save_model`` keeps the checkpoints, which it does not write by default).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from examples.evaluate_expert import run_episodes  # noqa: E402
+
+ENV_ID = "FrankaVisualReacher2-v0"
+SENSOR = "rtrl_env.reacher.sensors:target_position"
+RUNS = ("with_sensor", "without_sensor")
+LAST = 20
+"""Episodes in the final mean and the moving average."""
+LEARNED_FRACTION = 0.8
+"""The with-sensor run must reach this fraction of the expert's mean return."""
+RANDOM_LEVEL_GAP = 0.2
+"""The without-sensor run counts as at the random level below random + this x (expert - random)."""
+FINAL = f"final_return_mean_last_{LAST}"
+REACHED = f"minutes_to_{round(100 * LEARNED_FRACTION)}_percent_of_expert"
+
+
+def reference_returns(episodes: int, episode_length: float, seed: int) -> dict:
+    """The scripted expert's and the random policy's returns on the blanked task (seeded targets)."""
+    import gymnasium
+
+    import rtrl_env  # noqa: F401  (registers the ids)
+    from communicators.target.target_motion import TargetConfig
+
+    env = gymnasium.make(ENV_ID, target=TargetConfig(seed=seed), episode_length_s=episode_length, blank_image=True)
+    try:
+        return {policy: run_episodes(env, policy, episodes, seed) for policy in ("expert", "random")}
+    finally:
+        env.close()
+
+
+def training_command(name: str, args: argparse.Namespace, passthrough: list[str]) -> list[str]:
+    """The training command of one run (the same for both but the sensor)."""
+    command = [sys.executable, os.path.join(REPO, "examples", "franka_reacher.py"), "--env", ENV_ID,
+               "--blank_image", "--time_limit", f"{args.minutes * 60:g}", "--episode_length",
+               f"{args.episode_length:g}", "--seed", str(args.seed), "--work_dir", os.path.join(args.out, name),
+               "--no-save_model"]
+    if not args.serial:
+        command.append("--async_mode")
+    if name == "with_sensor":
+        command += ["--sensor", SENSOR]
+    return command + passthrough
+
+
+def train(name: str, command: list[str], out: str) -> str:
+    """Runs one training command, echoing and logging its output; returns its run directory.
+
+    Raises:
+        RuntimeError: the run failed; the message has its exit code and the end of its output.
+    """
+    work_dir = os.path.join(out, name)
+    os.makedirs(work_dir, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])),
+           "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONUNBUFFERED": "1"}
+    print(f"[{name}] {shlex.join(command)}", flush=True)
+    tail: list[str] = []
+    with open(os.path.join(work_dir, "console.log"), "w") as log:
+        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        try:
+            for line in proc.stdout:
+                log.write(line)
+                print(f"[{name}] {line}", end="", flush=True)
+                tail = (tail + [line])[-20:]
+        finally:
+            returncode = proc.wait()
+    if returncode != 0:
+        raise RuntimeError(f"the {name} run failed (exit {returncode}):\n{''.join(tail)}")
+    (run_name,) = os.listdir(os.path.join(work_dir, "results"))
+    return os.path.join(work_dir, "results", run_name)
+
+
+def run_figures(run_dir: str, expert: float, random_mean: float) -> dict:
+    """A finished run's curve and figures, from its train.csv and summary.json (None: no episode ended)."""
+    rows = []
+    if os.path.exists(os.path.join(run_dir, "train.csv")):  # written at the first episode's end
+        with open(os.path.join(run_dir, "train.csv")) as f:
+            rows = list(csv.DictReader(f))
+    curve = {"episode": [int(float(r["episode/number"])) for r in rows],
+             "env_step": [int(float(r["episode/step"])) for r in rows],
+             "wall_time_s": [float(r["episode/wall_time_s"]) for r in rows],
+             "return": [float(r["episode/return"]) for r in rows]}
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        summary = json.load(f)
+    returns = np.array(curve["return"])
+    final = float(returns[-LAST:].mean()) if returns.size else None
+    reached = None
+    if returns.size >= LAST:
+        means = np.convolve(returns, np.ones(LAST) / LAST, mode="valid")
+        above = np.nonzero(means >= LEARNED_FRACTION * expert)[0]
+        if above.size:
+            reached = curve["wall_time_s"][above[0] + LAST - 1] / 60.0
+    return {"run_dir": run_dir, "observation_keys": summary["observation_keys"], "episodes": summary["episodes"],
+            "env_steps": summary["env_steps"], "num_updates": summary["num_updates"],
+            "updates_per_s": summary["updates_per_s"], "period_p99_ms": summary["period_p99_ms"],
+            FINAL: final, "fraction_of_expert": None if final is None else final / expert,
+            "normalised_score": None if final is None else (final - random_mean) / (expert - random_mean),
+            REACHED: reached, "curve": curve}
+
+
+def plot(path: str, runs: dict, expert: float, random_mean: float, minutes: float) -> None:
+    from sac.plots import plot_learning_curves
+
+    curves = {name.replace("_", " "): ([t / 60.0 for t in run["curve"]["wall_time_s"]], run["curve"]["return"])
+              for name, run in runs.items()}
+    references = {f"scripted expert ({expert:.2f})": expert,
+                  f"{round(100 * LEARNED_FRACTION)} % of the expert": LEARNED_FRACTION * expert,
+                  f"random policy ({random_mean:.2f})": random_mean}
+    plot_learning_curves(path, curves, f"{ENV_ID}, blanked image, {minutes:g} min each: target sensor or not",
+                         "wall-clock minutes", references, window=LAST)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=20.0, help="wall-clock minutes of training per run")
+    parser.add_argument("--out", default="docs/results/sensor_learning", help="output directory")
+    parser.add_argument("--reference_episodes", type=int, default=20,
+                        help="episodes of the scripted expert and of the random policy")
+    parser.add_argument("--episode_length", type=float, default=4.0, help="episode length, s (runs and references)")
+    parser.add_argument("--seed", type=int, default=9, help="training seed; reference targets are seeded with it")
+    parser.add_argument("--serial", action="store_true", help="update serially instead of with the async learner")
+    args, passthrough = parser.parse_known_args()
+    if not args.minutes > 0 or args.reference_episodes < 1:
+        parser.error(f"--minutes {args.minutes:g} must be > 0 and --reference_episodes "
+                     f"{args.reference_episodes} >= 1")
+    args.out = os.path.abspath(args.out)
+    for name in RUNS:
+        if os.path.exists(os.path.join(args.out, name)):
+            parser.error(f"--out {args.out} already holds a {name} run; give another --out or delete it")
+    os.makedirs(args.out, exist_ok=True)
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+    print(f"reference: {args.reference_episodes} episodes each of the scripted expert and the random policy",
+          flush=True)
+    reference = reference_returns(args.reference_episodes, args.episode_length, args.seed)
+    expert, random_mean = reference["expert"]["return_mean"], reference["random"]["return_mean"]
+    commands = {name: training_command(name, args, passthrough) for name in RUNS}
+    try:
+        runs = {name: run_figures(train(name, commands[name], args.out), expert, random_mean) for name in RUNS}
+    except RuntimeError as err:
+        print(err, file=sys.stderr, flush=True)
+        return 1
+    for name in RUNS:
+        runs[name]["command"] = shlex.join(commands[name])
+
+    with_sensor, without = runs["with_sensor"], runs["without_sensor"]
+    result = {
+        "command": shlex.join([sys.executable, *sys.argv]), "date_utc": started, "env": ENV_ID,
+        "minutes_per_run": args.minutes, "episode_length_s": args.episode_length, "sensor": SENSOR,
+        "machine": {"cpus": os.cpu_count(), "processor": platform.processor(), "python": platform.python_version()},
+        "reference": reference, "expert_return_mean": expert, "random_return_mean": random_mean,
+        "runs": runs,
+        "criteria": {
+            "with_sensor_reaches_80_percent_of_expert": (with_sensor[FINAL] is not None
+                                                         and with_sensor[FINAL] >= LEARNED_FRACTION * expert),
+            "without_sensor_at_random_level": (without[FINAL] is not None and without[FINAL]
+                                               < random_mean + RANDOM_LEVEL_GAP * (expert - random_mean)),
+            "definitions": f"final = mean return of a run's last {LAST} episodes; learned: final >= "
+                           f"{LEARNED_FRACTION} x expert mean; random level: final < random mean + "
+                           f"{RANDOM_LEVEL_GAP} x (expert mean - random mean)",
+        },
+    }
+    with open(os.path.join(args.out, "sensor_learning.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    plot(os.path.join(args.out, "sensor_learning.png"), runs, expert, random_mean, args.minutes)
+
+    print(f"\n{'policy / run':16s} {'return':>8s} {'of expert':>10s} {'episodes':>9s} {'updates':>8s}")
+    print(f"{'scripted expert':16s} {expert:8.3f} {'100 %':>10s}")
+    print(f"{'random policy':16s} {random_mean:8.3f} {100 * random_mean / expert:8.0f} %")
+    for name, run in runs.items():
+        if run[FINAL] is None:
+            print(f"{name:16s} no episode ended")
+            continue
+        print(f"{name:16s} {run[FINAL]:8.3f} {100 * run['fraction_of_expert']:8.0f} % {run['episodes']:9d} "
+              f"{run['num_updates']:8d}")
+    print(f"criteria: {json.dumps({k: v for k, v in result['criteria'].items() if k != 'definitions'})}")
+    print(f"wrote {os.path.join(args.out, 'sensor_learning.json')} and sensor_learning.png")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # the training run got the Ctrl-C too, and saved what it had
+        print("stopped by Ctrl-C", file=sys.stderr)
+        sys.exit(130)
