@@ -311,7 +311,8 @@ def main() -> None:
     parser.add_argument("--configs", default="seed,seed-bf16,cpu", help="comma list of: " + ",".join(CONFIGS))
     parser.add_argument("--pipelines", default="shared,queue",
                         help="comma list of: shared, queue, none (the acting loop alone: its timing baseline)")
-    parser.add_argument("--learner_threads", default="1", help="comma list of torch thread counts of the learner")
+    parser.add_argument("--learner_threads", default=str(LearnerConfig.num_threads),
+                        help="comma list of torch thread counts of the learner")
     parser.add_argument("--schedulers", default=LearnerConfig.scheduler,
                         help="comma list of the learner's scheduling policies: " + ",".join(BACKGROUND_SCHEDULERS))
     parser.add_argument("--nice", type=int, default=LearnerConfig.nice,

@@ -102,8 +102,9 @@ class LearnerConfig:
     """Cap: at most this many updates per env step, counted from ``update_after``."""
     update_after: int = 1000
     """Env steps (initial random exploration) before the first update."""
-    num_threads: int = 1
-    """torch intra-op threads in the learner process."""
+    num_threads: int = 2
+    """torch intra-op threads in the learner process. Two by default: under SCHED_IDLE they take
+    only CPU the action cycle and the devices leave, so the second one cannot delay them."""
     actor_threads: int = 1
     """torch intra-op threads set in the acting process by :meth:`AsyncLearner.start`."""
     scheduler: str = "idle"

@@ -167,7 +167,8 @@ class LearnerSettings:
                          "whole here, so it only names the run SACv1")
     max_update_freq: float = setting(10.0, "async: at most this many updates per env step", "updates/step",
                                      on_resume=MAY_CHANGE)
-    learner_threads: int = setting(1, "async: torch threads of the learner process", "threads", on_resume=MAY_CHANGE)
+    learner_threads: int = setting(2, "async: torch threads of the learner process (under --learner_scheduler idle "
+                                   "they take only CPU the action cycle leaves)", "threads", on_resume=MAY_CHANGE)
     learner_scheduler: str = setting("idle", "async: scheduling policy of the learner's threads, so the action "
                                      "cycle preempts them (no privilege needed): idle (SCHED_IDLE: only CPU "
                                      "nothing else wants), batch (SCHED_BATCH) or other (SCHED_OTHER)",
