@@ -235,6 +235,11 @@ class SharedReplayBuffer:
         return [given[name] for name in self.extras]
 
     # ----------------------------------------------------------------- sampling
+    @property
+    def segment_name(self) -> str:
+        """Its shared-memory segment's name (in /dev/shm)."""
+        return self._arrays.name
+
     def __len__(self) -> int:
         """Transitions that can be sampled now."""
         return int(self._header[_HI] - self._header[_LO])

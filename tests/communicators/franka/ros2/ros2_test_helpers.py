@@ -107,9 +107,19 @@ class Probe:
         data = np.array(rows, dtype=np.float64).reshape(-1, 8)
         return data[:, 0], data[:, 1:]
 
-    def wait_for_samples(self, timeout: float = 30.0) -> None:
-        """Waits until something was echoed: discovery has matched it with the other side."""
-        assert wait_until(lambda: self.samples()[0].size > 0, timeout, 0.02), \
+    def wait_for_samples(self, timeout: float = 30.0, sender=None) -> None:  # noqa: ANN001
+        """Waits until something was echoed: discovery has matched it with the other side.
+
+        `sender`, a communicator, is checked meanwhile: if it fails, its error is raised at once.
+        """
+        def echoed() -> bool:
+            if sender is not None:
+                sender.raise_if_failed()
+            # Not samples(): parsing every line 50 times a second would burn a core of this
+            # 2-core machine, starving the processes under test.
+            return any(line[:1].isdigit() for line in list(self._lines.lines))
+
+        assert wait_until(echoed, timeout, 0.02), \
             f"the probe received nothing in {timeout} s; it printed: {self._lines.lines[-5:]}"
 
     def stop(self) -> None:

@@ -140,20 +140,24 @@ def _failure(comm, timeout: float) -> str:
     return errors[0]
 
 
-def test_ros2_stale_state_publishes_zero_within_the_budget_and_fails_the_communicator(ros2_graph):
-    from communicators.franka.ros2.franka_ros2_config import FrankaROS2Config
+class _TrippedBeforeTheFreeze(Exception):
+    """The 0.1 s state watchdog fired before the test froze the bridge (see the test below)."""
 
-    assert FrankaROS2Config.state_timeout == 0.1  # the default, under test here
-    shm_before = set(fastdds_segments())
+
+def _freeze_the_bridge_and_record(state_timeout: float):  # noqa: ANN202
+    """Drives the arm, SIGSTOPs the bridge, resumes it; returns what the probes and comm saw."""
     with running_bridge("--rate-hz", RATE) as bridge, \
             Probe("echo-commands", T.DEFAULT_COMMAND_TOPIC) as commands, \
             Probe("echo-velocities", T.DEFAULT_JOINT_STATES_TOPIC) as velocities:
-        comm = communicator(state_timeout=FrankaROS2Config.state_timeout)
+        comm = communicator(state_timeout=state_timeout)
         try:
             with Running(comm):
-                commands.wait_for_samples()
-                velocities.wait_for_samples()
-                drive(comm, lambda s: [0.3, 0, 0, 0, 0, 0, 0], seconds=0.5)
+                try:
+                    commands.wait_for_samples(sender=comm)
+                    velocities.wait_for_samples(sender=comm)
+                    drive(comm, lambda s: [0.3, 0, 0, 0, 0, 0, 0], seconds=0.5)
+                except CommunicatorError as err:
+                    raise _TrippedBeforeTheFreeze(str(err).splitlines()[-1]) from None
                 os.kill(bridge.pid, signal.SIGSTOP)  # the robot's state stops; its graph stays
                 t_freeze = time.monotonic()
                 while comm.is_alive() and time.monotonic() - t_freeze < 10:
@@ -168,14 +172,35 @@ def test_ros2_stale_state_publishes_zero_within_the_budget_and_fails_the_communi
                 time.sleep(1.5)
         finally:
             os.kill(bridge.pid, signal.SIGCONT)
-        times, values = commands.samples()
-        v_times, v_values = velocities.samples()
+        return error, t_freeze, t_resume, commands.samples(), velocities.samples()
+
+
+def test_ros2_stale_state_publishes_zero_within_the_budget_and_fails_the_communicator(ros2_graph):
+    from communicators.franka.ros2.franka_ros2_config import FrankaROS2Config
+
+    assert FrankaROS2Config.state_timeout == 0.1  # the default, under test here
+    shm_before = set(fastdds_segments())
+    # On this 2-core machine the default watchdog sometimes fires on its own, before the freeze
+    # (about 1 run in 12, 0.4-2 s after the first state, while the bridge kept sending: a
+    # 100 ms gap in delivery to the communicator's process). That is the watchdog doing its job,
+    # but then the freeze cannot be timed: try again, at most three times in all.
+    early = []
+    for _ in range(3):
+        try:
+            error, t_freeze, t_resume, (times, values), (v_times, v_values) = \
+                _freeze_the_bridge_and_record(FrankaROS2Config.state_timeout)
+            break
+        except _TrippedBeforeTheFreeze as trip:
+            early.append(str(trip))
+    else:
+        pytest.fail(f"the watchdog fired before the freeze in all three tries: {early}")
+    print(f"\nwatchdog trips before the freeze: {len(early)} {early}")
     assert "no JointState on '/joint_states' for 0.1 s" in error and "zero velocity was published" in error
     moving = times[values[:, 0] > 0.29]
     assert moving.size > 0 and moving.min() < t_freeze, "the arm was not commanded to move"
     # The last state left the bridge at t_freeze at the latest: zero within 0.1 s of it (+ slack
     # for a loaded machine), and nothing else afterwards.
-    print(f"\nlast moving command {1e3 * (moving.max() - t_freeze):.0f} ms after the freeze")
+    print(f"last moving command {1e3 * (moving.max() - t_freeze):.0f} ms after the freeze")
     assert moving.max() - t_freeze < 0.1 + 0.15
     assert np.all(values[times > moving.max()] == 0.0) and np.any(times > moving.max())
     # Resumed while the exiting communicator still waited for its zero to be acknowledged, the
