@@ -121,7 +121,7 @@ class RTRLBaseEnv(gym.Env):
         self._failure: EnvError | None = None
         self._stop_failures: list[str] = []  # failed stop commands not yet raised: close() raises them
         self.devices = Devices(self._comms, self._raise_if_failed,
-                               lambda name: self._enforce_freshness(self._freshness.check(time.monotonic(), [name])))
+                               lambda name: self._enforce_freshness(self._freshness.check(names=[name])))
 
     # ===== Construction =====
 
@@ -335,7 +335,7 @@ class RTRLBaseEnv(gym.Env):
         overrun = self._pacer.wait()
         wake = time.monotonic()
         sensation, obs_time = self.latest_sensation()
-        ages = self._freshness.ages(time.monotonic())
+        ages = self._freshness.ages()
         stale = self._enforce_freshness(self._freshness.stale(ages))
         period, self._last_wake = wake - self._last_wake, wake
         timing = self._telemetry.record(wake, period, self._write_time, obs_time, overrun, self._pacer.grid_index,

@@ -145,14 +145,22 @@ class FreshnessMonitor:
         """The checked streams' names."""
         return list(self._streams)
 
-    def ages(self, now: float, names: Iterable[str] | None = None) -> dict[str, float]:
-        """Stream name -> age at ``now`` (monotonic s) of its newest slot, s; NaN before its first slot."""
+    def ages(self, now: float | None = None, names: Iterable[str] | None = None) -> dict[str, float]:
+        """Stream name -> age of its newest slot, s; NaN before its first slot.
+
+        Args:
+            now: when to measure (monotonic s). None (the default) reads the clock after the
+                streams' stamps: a slot written between a clock read and the stamp's read would
+                otherwise get a negative age.
+            names: the streams to measure (default all checked streams).
+        """
         names = self._streams if names is None else [n for n in names if n in self._streams]
-        ages = {}
+        stamps = {}
         for name in names:
             buffer = self._streams[name][0].sensor_buffer
-            ages[name] = now - buffer.latest()[1] if buffer.num_writes else math.nan
-        return ages
+            stamps[name] = buffer.latest()[1] if buffer.num_writes else math.nan
+        now = time.monotonic() if now is None else now
+        return {name: now - stamp for name, stamp in stamps.items()}
 
     def stale(self, ages: Mapping[str, float]) -> list[StaleStream]:
         """The streams of ``ages`` older than their budget (a stream never written is not stale:
@@ -164,8 +172,9 @@ class FreshnessMonitor:
                 found.append(StaleStream(name, comm.name, age, budget, period))
         return found
 
-    def check(self, now: float, names: Iterable[str] | None = None) -> list[StaleStream]:
-        """The checked streams (all, or those of ``names``) older than their budget at ``now`` (monotonic s)."""
+    def check(self, now: float | None = None, names: Iterable[str] | None = None) -> list[StaleStream]:
+        """The checked streams (all, or those of ``names``) older than their budget at ``now``
+        (monotonic s; None: see ``ages``)."""
         return self.stale(self.ages(now, names))
 
     def wait_until_fresh(self, check_alive: Callable[[], None]) -> list[StaleStream]:
@@ -176,7 +185,7 @@ class FreshnessMonitor:
             check_alive: raises if a process of the env died (called while waiting).
         """
         deadline = time.monotonic() + max(self.budgets.values(), default=0.0)
-        while stale := self.check(time.monotonic()):
+        while stale := self.check():
             if time.monotonic() > deadline:
                 return stale
             check_alive()

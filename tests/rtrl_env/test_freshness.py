@@ -121,3 +121,20 @@ def test_with_policy_warn_stale_steps_are_counted_in_info_and_the_report():
         if pid_alive(toy.pid or 0):
             os.kill(toy.pid, signal.SIGCONT)
         env.close()
+
+
+def test_an_age_is_never_negative_while_the_device_writes_flat_out():
+    # The clock is read after the stamps: a slot written between the two reads would otherwise
+    # be younger than "now" (seen in a replay buffer as age/camera = -6e-7 s).
+    from rtrl_env.freshness import FreshnessMonitor
+
+    toy = CounterSensor(rate_hz=5000.0)
+    toy.start()
+    try:
+        monitor = FreshnessMonitor(None, {"toy": toy})
+        assert wait_until(lambda: toy.sensor_buffer.num_writes > 10, 10.0)
+        ages = np.array([monitor.ages()["toy"] for _ in range(20000)])
+        assert toy.sensor_buffer.num_writes > 100, "the device did not write meanwhile"
+        assert np.all(ages >= 0), ages[ages < 0]
+    finally:
+        toy.close()
