@@ -42,6 +42,7 @@ HEAD_PORT = 6379
 OBJECT_STORE_BYTES = 256 * 2**20  # per node; Ray's default (30 % of RAM) is far more than a run needs
 BOOTSTRAP_CONFIG = "provider:\n  type: local\n"
 ATTEMPTS = 3
+STOP_GRACE_S = 3.0
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -221,13 +222,19 @@ class LocalCluster:
         """Every live process of the cluster."""
         return [pid for node in (self.head, self.learner) if node is not None for pid in node.pids()]
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """Stops both nodes (every process), removes the shared memory they left (as a resource
-        tracker would, but it is stopped with them) and the cluster's files if this object made them."""
+        tracker would, but it is stopped with them) and the cluster's files if this object made them.
+
+        Each node gets ``grace_s`` after SIGTERM, then SIGKILL: the learner node's processes are
+        gone within about a second, but the head's raylet takes some 10 s and its GCS and
+        autoscaler do not exit on SIGTERM at all, and a throwaway cluster keeps nothing they
+        could save.
+        """
         members = set(self.pids())
         for node in (self.learner, self.head):
             if node is not None:
-                node.stop()
+                node.stop(grace_s)
         for name in os.listdir("/dev/shm"):
             parts = name.split("_")
             if name.startswith(SEGMENT_PREFIX) and any(p.isdigit() and int(p) in members for p in parts[1:3]):
