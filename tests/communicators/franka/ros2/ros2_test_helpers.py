@@ -99,28 +99,37 @@ class Probe:
         proc = subprocess.Popen([sys.executable, str(PROBE), mode, topic], cwd=REPO_ROOT, env=_env(),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self._lines = _Lines(proc, "probe ready", ready_timeout)
+        self._rows: list[list[float]] = []
+        self._parsed = 0  # lines parsed so far: a 500 Hz topic prints thousands of lines
 
     def samples(self) -> tuple[np.ndarray, np.ndarray]:
         """(times (n,), values (n, 7)) of the lines echoed so far."""
-        rows = [line.split() for line in list(self._lines.lines) if line[:1].isdigit()]
-        rows = [r for r in rows if len(r) == 8]
-        data = np.array(rows, dtype=np.float64).reshape(-1, 8)
+        lines = self._lines.lines
+        end = len(lines)
+        for line in lines[self._parsed:end]:
+            row = line.split()
+            if line[:1].isdigit() and len(row) == 8:
+                self._rows.append([float(v) for v in row])
+        self._parsed = end
+        data = np.array(self._rows, dtype=np.float64).reshape(-1, 8)
         return data[:, 0], data[:, 1:]
 
-    def wait_for_samples(self, timeout: float = 30.0, sender=None) -> None:  # noqa: ANN001
-        """Waits until something was echoed: discovery has matched it with the other side.
+    def wait_for(self, condition, what: str, timeout: float = 30.0, sender=None) -> None:  # noqa: ANN001
+        """Waits until `condition(times, values)` of what was echoed so far holds.
 
         `sender`, a communicator, is checked meanwhile: if it fails, its error is raised at once.
         """
-        def echoed() -> bool:
+        def holds() -> bool:
             if sender is not None:
                 sender.raise_if_failed()
-            # Not samples(): parsing every line 50 times a second would burn a core of this
-            # 2-core machine, starving the processes under test.
-            return any(line[:1].isdigit() for line in list(self._lines.lines))
+            return bool(condition(*self.samples()))
 
-        assert wait_until(echoed, timeout, 0.02), \
-            f"the probe received nothing in {timeout} s; it printed: {self._lines.lines[-5:]}"
+        assert wait_until(holds, timeout, 0.05), \
+            f"the probe did not see {what} in {timeout} s; it printed: {self._lines.lines[-5:]}"
+
+    def wait_for_samples(self, timeout: float = 30.0, sender=None) -> None:  # noqa: ANN001
+        """Waits until something was echoed: discovery has matched it with the other side."""
+        self.wait_for(lambda times, _: times.size > 0, "any message", timeout, sender)
 
     def stop(self) -> None:
         self._lines.stop()

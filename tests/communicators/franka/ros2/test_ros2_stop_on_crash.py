@@ -47,7 +47,9 @@ def test_ros2_arm_stops_when_the_driving_program_ends_abruptly(ros2_graph, sig):
         line = driver.read_line(timeout_s=60)
         assert line.startswith("driving"), line
         comm_pid = int(line.split()[1])
-        time.sleep(1.5)
+        # Discovery may match the probe with the bridge after the driver's first state.
+        velocities.wait_for(lambda _, dq: dq.size and dq[-1, 6] > 0.2, "the arm moving")
+        time.sleep(1.0)
         t_signal = time.monotonic()
         driver.proc.send_signal(sig)
         driver.proc.wait(timeout=15)
