@@ -3,7 +3,9 @@
 Pass a :class:`SharedArrays` to a child process (fork, spawn or forkserver) as an argument: it
 pickles as the segment's name and layout, and the child attaches by name. The creating process
 owns the segment: it unlinks it in :meth:`SharedArrays.close`, at interpreter exit if close was
-never called, and multiprocessing's resource tracker unlinks it if the owner is killed.
+never called, and multiprocessing's resource tracker unlinks it if the owner is killed. A private
+segment (``private=True``) is unlinked as soon as it is mapped: it lives exactly as long as its
+process, however that process ends, and cannot be passed to another one.
 """
 from __future__ import annotations
 
@@ -52,6 +54,8 @@ class SharedArrays:
     Args:
         specs: ``{name: (shape, dtype)}``; arrays are zero-filled.
         tag: short label put into the segment name (shows in ``ls /dev/shm``).
+        private: only this process (its threads) uses the arrays: the name is removed at once, so
+            nothing is left in /dev/shm even if the process is killed with no one to clean up.
 
     Example:
         >>> arrays = SharedArrays({"counter": ((2,), np.int64)}, tag="doc")
@@ -61,13 +65,16 @@ class SharedArrays:
         >>> arrays.close()
     """
 
-    def __init__(self, specs: Spec, tag: str = "arrays"):
+    def __init__(self, specs: Spec, tag: str = "arrays", private: bool = False):
         self._specs = {k: (tuple(int(s) for s in shape), np.dtype(dt)) for k, (shape, dt) in specs.items()}
         _, self.nbytes = _layout(self._specs)
         name = f"{SEGMENT_PREFIX}{tag}_{os.getpid()}_{next(_counter)}_{secrets.token_hex(3)}"
         self._shm = shared_memory.SharedMemory(name=name, create=True, size=self.nbytes)
         self._owner_pid = os.getpid()
         self._finalizer = weakref.finalize(self, _release, self._shm, self._owner_pid)
+        self.private = private
+        if private:
+            self._shm.unlink()
         self._attach()
 
     def _attach(self) -> None:
@@ -88,10 +95,13 @@ class SharedArrays:
     def __getstate__(self) -> dict:
         if self._arrays is None:
             raise ValueError("cannot pass closed SharedArrays to another process")
+        if self.private:
+            raise ValueError(f"shared arrays {self.name!r} are private to process {self._owner_pid}; "
+                             "create them with private=False to pass them to another process")
         return {"name": self._shm.name, "specs": self._specs, "owner_pid": self._owner_pid}
 
     def __setstate__(self, state: dict) -> None:
-        self._specs, self._owner_pid = state["specs"], state["owner_pid"]
+        self._specs, self._owner_pid, self.private = state["specs"], state["owner_pid"], False
         # Children share the parent's resource tracker, so attaching registers nothing new.
         self._shm = shared_memory.SharedMemory(name=state["name"])
         _, self.nbytes = _layout(self._specs)

@@ -131,6 +131,8 @@ class SharedReplayBuffer:
             a value for each.
         max_fraction_of_ram: refuse if the buffer needs more than this share of the free shared
             memory and available RAM.
+        private: only this process's threads use the buffer (the remote learner): its segment is
+            removed from /dev/shm at once, so a killed process leaves nothing behind.
 
     Raises:
         ReplayBufferError: the space has a key that cannot be stored, or the buffer does not fit
@@ -139,7 +141,7 @@ class SharedReplayBuffer:
 
     def __init__(self, observation_space: spaces.Dict, action_dim: int, capacity: int,
                  frame_capacity: int | None = None, extras: Sequence[str] = (),
-                 max_fraction_of_ram: float = 0.8):
+                 max_fraction_of_ram: float = 0.8, private: bool = False):
         extras = tuple(str(e) for e in extras)
         layout, frame_capacities, specs, nbytes = _plan(observation_space, action_dim, capacity, frame_capacity,
                                                         extras)
@@ -155,7 +157,7 @@ class SharedReplayBuffer:
         self.description = f"{capacity} transitions ({contents}): {nbytes / 1e9:.2f} GB of shared memory"
         """One line for the console: capacity, each key's storage, size in GB."""
         logger.info("replay buffer: %s", self.description)
-        self._arrays = SharedArrays(specs, tag="replay")
+        self._arrays = SharedArrays(specs, tag="replay", private=private)
         self._setup(layout, int(action_dim), capacity, frame_capacities, extras)
 
     def _setup(self, layout: ObservationLayout, action_dim: int, capacity: int,

@@ -124,8 +124,17 @@ def to_rgb(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
 
+ASSUMED_FPS = 10.0
+"""The rate a source without ``fps`` is held to by the env's freshness check: the slowest camera
+this framework expects. A device keeps its own rate, unknown until it is opened in the child; so a
+hung camera is still caught (within 0.4 s with the default budget), and a camera slower than this
+needs its ``fps`` set."""
+
+
 class OpenCVCameraCommunicator(Communicator):
     """Publishes RGB frames from an OpenCV `VideoCapture` source.
+
+    Its ``expected_period_s`` is ``1 / fps``, or ``1 / ASSUMED_FPS`` when ``fps`` is None.
 
     Args:
         config: source, size, rate and looping.
@@ -143,8 +152,7 @@ class OpenCVCameraCommunicator(Communicator):
             sensor_rate_hz=None,  # the handler blocks on the device, or sleeps to a file's deadline
             name=f"OpenCVCamera({config.name})",
             start_method=start_method,
-            # A device without a requested rate keeps its own, unknown here: its age is not checked.
-            expected_period_s=None if config.fps is None else 1.0 / config.fps,
+            expected_period_s=1.0 / (config.fps or ASSUMED_FPS),
         )
 
     # ----- hooks (run in the child process) -----

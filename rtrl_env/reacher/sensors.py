@@ -9,7 +9,8 @@ the observation key. The three here:
   only), key ``scene_image``, uint8 (3, H, W), 80x60 at 15 fps by default.
 * ``rtrl_env.reacher.sensors:opencv_camera:SOURCE``: a second OpenCV camera (a device index, a
   video file or a stream URL), key ``camera2``, uint8 (3, 120, 160) at the source's rate; a video
-  file replays from its start when it ends.
+  file replays from its start when it ends. A hung source is caught as one slower than
+  ``ASSUMED_FPS`` (10 fps) would be (communicators/camera/opencv_camera_communicator.py).
 * ``rtrl_env.reacher.sensors:target_position``: where the target is, key ``target_position``,
   float32 (3,): the sim's world position (m), or on a real set-up the dot's normalised screen
   position (u, v, 0). Privileged information the pixels otherwise carry: with ``--blank_image``

@@ -46,7 +46,7 @@ from sac.remote.outbox import batch_transitions
 from sac.replay_buffer import SharedReplayBuffer
 from sac.weights import flatten_state
 
-AGENT_FILE, ERROR_FILE, JOURNAL_DIR, SEGMENT_FILE = "agent.pt", "last_error.txt", "journal", "replay_segment"
+AGENT_FILE, ERROR_FILE, JOURNAL_DIR = "agent.pt", "last_error.txt", "journal"
 
 
 def make_agent(spec: LearnerSpec, device: str) -> SACAgent:
@@ -55,26 +55,13 @@ def make_agent(spec: LearnerSpec, device: str) -> SACAgent:
 
 
 def make_replay(spec: LearnerSpec) -> SharedReplayBuffer:
-    """The learner's replay buffer, built from the spec (the one place that knows its signature)."""
-    return SharedReplayBuffer(spec.observation_space, spec.action_dim, spec.replay_capacity, extras=spec.extras)
+    """The learner's replay buffer, built from the spec (the one place that knows its signature).
 
-
-def _replace_predecessor_segment(directory: str, name: str) -> None:
-    # Ray kills a dead worker's children, its resource tracker among them, so the replay segment of a
-    # SIGKILLed learner outlives it; the next learner of this name (the only one) removes it.
-    path = os.path.join(directory, SEGMENT_FILE)
-    try:
-        with open(path) as f:
-            old = f.read().strip()
-    except FileNotFoundError:
-        old = ""
-    if old and old != name and "/" not in old:
-        try:
-            os.unlink(os.path.join("/dev/shm", old))
-        except FileNotFoundError:
-            pass
-    with open(path, "w") as f:
-        f.write(name)
+    Private to the actor's process: Ray kills a dead worker's children, its resource tracker among
+    them, so a named segment of a SIGKILLed learner would outlive it.
+    """
+    return SharedReplayBuffer(spec.observation_space, spec.action_dim, spec.replay_capacity, extras=spec.extras,
+                              private=True)
 
 
 def learner_directory(learner_dir: str, name: str) -> str:
@@ -99,7 +86,6 @@ class SACLearner:
         device = spec.learner.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.agent = make_agent(spec, device)
         self.replay = make_replay(spec)
-        _replace_predecessor_segment(self.directory, self.replay.segment_name)
         self.keys = list(spec.observation_space.spaces)
         self.incarnation = uuid.uuid4().hex[:8]
         self._lock = threading.Lock()  # the agent: an update against reads of its state

@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import multiprocessing
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from sac_fixtures import (FRAMES, IMAGE_SHAPE, MULTI_SPACE, SCENE_SHAPE, SPACE, 
 from sac.errors import ReplayBufferError
 from sac import replay_buffer
 from sac.replay_buffer import SharedReplayBuffer
+from tests.support.processes import SHM_DIR, Script, pid_alive, wait_until
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_leaked_segments")]
 EXTRAS = ("age/camera", "period", "weights_version")
@@ -342,3 +344,35 @@ def test_vector_sensors_of_any_shape_and_dtype_are_stored_as_float32_with_their_
         np.testing.assert_array_equal(batch.obs["force_window"][:, 2, 3], (steps / 3).astype(np.float32))
     finally:
         buffer.close()
+
+
+PRIVATE_BUFFER = """
+import numpy as np
+from sac_fixtures import A, SPACE, make_obs
+from sac.replay_buffer import SharedReplayBuffer
+replay = SharedReplayBuffer(SPACE, A, 50, private=True)
+for s in range(5):
+    replay.add(make_obs(s), np.zeros(A, np.float32), float(s), make_obs(s + 1), terminated=False)
+print(replay.segment_name, len(replay), *replay.sample(3, np.random.default_rng(0)).reward.ravel(), flush=True)
+import time; time.sleep(60)
+"""
+
+
+def test_a_private_buffer_works_without_a_name_in_dev_shm_and_its_killed_process_leaves_nothing():
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n" + PRIVATE_BUFFER
+    with Script(code) as script:
+        name, size, *rewards = script.read_line(timeout_s=60).split()
+        assert size == "5" and {float(r) for r in rewards} <= {0.0, 1.0, 2.0, 3.0, 4.0}, rewards
+        assert not (SHM_DIR / name).exists(), "a private buffer's segment is visible in /dev/shm"
+        script.kill()  # no cleanup of any kind runs
+        assert wait_until(lambda: not pid_alive(script.pid), 5.0)
+    assert not (SHM_DIR / name).exists()
+
+
+def test_a_private_buffer_cannot_be_passed_to_another_process():
+    replay = SharedReplayBuffer(SPACE, A, 10, private=True)
+    try:
+        with pytest.raises(ValueError, match="private to process .* private=False"):
+            multiprocessing.get_context("spawn").Process(target=len, args=(replay,)).start()
+    finally:
+        replay.close()

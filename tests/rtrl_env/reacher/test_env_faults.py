@@ -10,12 +10,15 @@ import re
 import signal
 import time
 
+import cv2
 import gymnasium
 import numpy as np
 import pytest
 
 import rtrl_env  # noqa: F401  (registers the ids)
+from communicators.camera.opencv_camera_communicator import ASSUMED_FPS
 from rtrl_env.errors import EnvError
+from rtrl_env.reacher.sensors import opencv_camera
 from tests.support.processes import child_pids, own_segments, pid_alive
 
 pytestmark = pytest.mark.timeout(180)
@@ -84,4 +87,32 @@ def test_an_arm_that_hangs_before_a_reset_stops_the_reset_within_its_budget():
     finally:
         if robot is not None and pid_alive(robot.pid):
             os.kill(robot.pid, signal.SIGCONT)
+        env.close()
+
+
+def test_a_stopped_opencv_camera_with_no_frame_rate_given_is_caught_at_the_assumed_rate(tmp_path):
+    # The real-robot path: an OpenCV source whose rate nobody gave (a USB camera; here a video
+    # file, the one OpenCV source this machine has) is still held to a budget.
+    path = str(tmp_path / "clip.avi")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (32, 24))
+    for k in range(30):
+        writer.write(np.full((24, 32, 3), 8 * k, np.uint8))
+    writer.release()
+    env = gymnasium.make("FrankaVisualReacher2-v0", extra_sensors={"camera2": opencv_camera(path)})
+    base = env.unwrapped
+    pid = None
+    try:
+        env.reset(seed=0)
+        for _ in range(5):
+            env.step(np.ones(2, np.float32))
+        budget, dt = base.freshness_budgets["camera2"], base.config.dt
+        assert budget == pytest.approx(base.config.freshness.budget("camera2", 1.0 / ASSUMED_FPS))
+        pid = base.devices["camera2"].pid
+        took, message = _stop_and_step(env, pid)
+        assert re.search(r"sensor stream 'camera2' \(camera2 \(OpenCVCamera\(camera2\)\)\) is \d+ ms old, over its "
+                         rf"budget of {budget * 1e3:.0f} ms, expected period 100.0 ms", message), message
+        assert took <= budget + dt + SLACK_S, f"caught {took:.2f} s after it stopped, budget {budget:.2f} s"
+    finally:
+        if pid is not None and pid_alive(pid):
+            os.kill(pid, signal.SIGCONT)
         env.close()
