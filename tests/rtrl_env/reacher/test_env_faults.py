@@ -109,7 +109,7 @@ def test_a_stopped_opencv_camera_with_no_frame_rate_given_is_caught_at_the_assum
         assert budget == pytest.approx(base.config.freshness.budget("camera2", 1.0 / ASSUMED_FPS))
         pid = base.devices["camera2"].pid
         took, message = _stop_and_step(env, pid)
-        assert re.search(r"sensor stream 'camera2' \(camera2 \(OpenCVCamera\(camera2\)\)\) is \d+ ms old, over its "
+        assert re.search(r"sensor stream 'camera2' \(camera2 \(OpenCVCameraCommunicator\)\) is \d+ ms old, over its "
                          rf"budget of {budget * 1e3:.0f} ms, expected period 100.0 ms", message), message
         assert took <= budget + dt + SLACK_S, f"caught {took:.2f} s after it stopped, budget {budget:.2f} s"
     finally:
