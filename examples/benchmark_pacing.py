@@ -17,13 +17,17 @@ import argparse
 import ctypes
 import json
 import multiprocessing
+import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from examples.benchmark_cycle import PacketDevice, PacketTask, _burn
-from rtrl_env import RTRLBaseEnv
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script too
+
+from examples.benchmark_cycle import PacketDevice, PacketTask, _burn  # noqa: E402
+from rtrl_env import RTRLBaseEnv  # noqa: E402
 
 VARIANTS = {"fixed 0.3 ms": 0.0003, "learned": None}
 _PR_SET_TIMERSLACK, _DEFAULT_SLACK_NS = 29, 50_000

@@ -35,9 +35,10 @@ import sys
 import tempfile
 import time
 
-from examples.loopback_namespace import enter_loopback_namespace
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # run as a script too
+
+from examples.loopback_namespace import enter_loopback_namespace  # noqa: E402
 SCRIPT = os.path.join(ROOT, "examples", "franka_reacher.py")
 
 
