@@ -119,7 +119,8 @@ def env_kwargs(config: TrainConfig) -> dict[str, Any]:
     from communicators.target.target_display_communicator import TargetDisplayConfig
     source = env.camera if env.camera is not None else env.camera_id
     try:
-        camera = OpenCVCameraConfig(source=source, width=env.image_width, height=env.image_height)
+        camera = OpenCVCameraConfig(source=source, width=env.image_width, height=env.image_height,
+                                    fps=env.camera_fps)
     except (ValueError, TypeError, FileNotFoundError) as err:
         flag = "camera" if env.camera is not None else "camera_id"
         raise SettingError("EnvSettings", flag, source, f"is no camera OpenCV can open ({err})") from None

@@ -91,6 +91,10 @@ class EnvSettings:
                              on_resume=MAY_CHANGE)
     camera: str | None = setting(None, "the wrist camera on real backends as an OpenCV source: a device index, a "
                                  "video file or a stream URL (overrides --camera_id)", on_resume=MAY_CHANGE)
+    camera_fps: float | None = setting(None, "the wrist camera's frame rate on real backends: asked of the device, "
+                                       "and a step stops the run when no frame came for 3 of its periods + 0.1 s "
+                                       "(default: the device's own rate, held to 10 fps)", "frames/s",
+                                       on_resume=MAY_CHANGE)
     sensor: list[str] = setting((), "add an extra sensor: MODULE:FACTORY[:ARG], the factory returning an "
                                 "ExtraSensor (repeatable), e.g. rtrl_env.reacher.sensors:scene_camera")
     blank_image: bool = setting(False, "feed the agent an all-zero image (the reward still comes from the camera): "
@@ -115,6 +119,7 @@ class EnvSettings:
         _choice(self, "env", ENV_IDS)
         _choice(self, "target_type", TARGET_TYPES)
         _whole(self, "camera_id", 0)
+        _number(self, "camera_fps", 0, "frames/s", example=30, optional=True)
         self.sensor = list(self.sensor)
         _whole(self, "random_action_repeat", 1, example=1)
         _whole(self, "agent_action_repeat", 1, example=1)

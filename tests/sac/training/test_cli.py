@@ -28,6 +28,7 @@ BAD = [
     (["--save_model_freq", "0"], "--save_model_freq 0: must be a whole number >= 1"),
     (["--init_step", "-5"], "--init_step -5: must be a whole number >= 0"),
     (["--random_action_repeat", "0"], "--random_action_repeat 0: must be a whole number >= 1"),
+    (["--camera_fps", "0"], "--camera_fps 0: must be a positive number of frames/s, e.g. --camera_fps 30"),
     (["--episode_length", "1.01"], "--episode_length 1.01: must be a whole number of cycles of dt=0.04 s, "
                                    "e.g. --episode_length 1.0"),
     (["--image_history", "0"], "--image_history 0: must be a whole number >= 1"),
@@ -175,3 +176,23 @@ def test_the_ros2_joint_states_topic_flag_reaches_the_robot_config_and_may_chang
     assert "robot_config" not in build.env_kwargs(build.with_preset(TrainConfig.from_flat(dict(backend="ros2"))))
     (field,) = [f for _, f in setting_fields() if f.name == "joint_states_topic"]
     assert field.metadata["on_resume"] == MAY_CHANGE
+
+
+def test_the_camera_fps_flag_sets_the_real_wrist_cameras_rate_and_its_freshness_period(tmp_path):
+    import cv2
+    import numpy as np
+
+    from sac.training import build
+    from sac.training.settings import TrainConfig
+
+    clip = str(tmp_path / "clip.avi")
+    writer = cv2.VideoWriter(clip, cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (16, 16))
+    writer.write(np.zeros((16, 16, 3), np.uint8))
+    writer.release()
+    for flags, period in ((dict(camera_fps=5.0), 0.2), ({}, 0.1)):  # unset: held to 10 fps
+        config = build.with_preset(TrainConfig.from_flat(dict(backend="ros", camera=clip, **flags)))
+        camera = build.env_kwargs(config)["camera"]({})
+        try:
+            assert camera.config.fps == flags.get("camera_fps") and camera.expected_period_s == pytest.approx(period)
+        finally:
+            camera.close()
