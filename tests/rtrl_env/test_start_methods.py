@@ -17,6 +17,7 @@ import pytest
 import rtrl_env  # noqa: F401  (registers the ids)
 from communicators.communicator import DEFAULT_START_METHOD
 from tests.support.processes import cmdline
+from tests.support.video import write_clip
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -64,8 +65,6 @@ def test_with_threads_running_in_the_parent_every_child_of_the_reacher_is_starte
 
 
 def test_every_communicator_of_the_library_defaults_to_the_same_start_method(tmp_path):
-    import cv2
-
     from communicators.camera.opencv_camera_communicator import OpenCVCameraCommunicator, OpenCVCameraConfig
     from communicators.franka.libfranka.franka_libfranka_communicator import FrankaLibfrankaCommunicator
     from communicators.franka.libfranka.libfranka_config import LibfrankaConfig
@@ -74,10 +73,7 @@ def test_every_communicator_of_the_library_defaults_to_the_same_start_method(tmp
     from communicators.sim.sim_camera_communicator import SimCameraCommunicator
     from communicators.sim.sim_target_communicator import SimTargetCommunicator
 
-    video = str(tmp_path / "one.avi")
-    writer = cv2.VideoWriter(video, cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (16, 16))
-    writer.write(np.zeros((16, 16, 3), np.uint8))
-    writer.release()
+    video = write_clip(tmp_path / "one.avi", n_frames=1, fps=10.0)
     arm = FrankaSimCommunicator()
     made = [arm, SimCameraCommunicator(robot_state_buffer=arm.sensor_buffer), SimTargetCommunicator(),
             OpenCVCameraCommunicator(OpenCVCameraConfig(source=video)),

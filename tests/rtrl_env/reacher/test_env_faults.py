@@ -10,7 +10,6 @@ import re
 import signal
 import time
 
-import cv2
 import gymnasium
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ from communicators.camera.opencv_camera_communicator import ASSUMED_FPS
 from rtrl_env.errors import EnvError
 from rtrl_env.reacher.sensors import opencv_camera
 from tests.support.processes import child_pids, own_segments, pid_alive
+from tests.support.video import write_clip
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -93,11 +93,7 @@ def test_an_arm_that_hangs_before_a_reset_stops_the_reset_within_its_budget():
 def test_a_stopped_opencv_camera_with_no_frame_rate_given_is_caught_at_the_assumed_rate(tmp_path):
     # The real-robot path: an OpenCV source whose rate nobody gave (a USB camera; here a video
     # file, the one OpenCV source this machine has) is still held to a budget.
-    path = str(tmp_path / "clip.avi")
-    writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (32, 24))
-    for k in range(30):
-        writer.write(np.full((24, 32, 3), 8 * k, np.uint8))
-    writer.release()
+    path = write_clip(tmp_path / "clip.avi", n_frames=30, fps=30.0)
     env = gymnasium.make("FrankaVisualReacher2-v0", extra_sensors={"camera2": opencv_camera(path)})
     base = env.unwrapped
     pid = None

@@ -2,7 +2,6 @@
 on the real sim env (arm, camera, target and relay processes) and a real video file."""
 from __future__ import annotations
 
-import cv2
 import gymnasium
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from communicators.target.target_motion import TargetConfig
 from rtrl_env.reacher.expert import ScriptedExpert
 from rtrl_env.reacher.sensors import opencv_camera, target_position
 from tests.support.processes import wait_for
+from tests.support.video import write_clip
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -49,11 +49,7 @@ def test_blank_image_must_be_a_bool():
 
 
 def test_a_second_opencv_camera_replays_a_video_file_that_ends(tmp_path):
-    path = str(tmp_path / "clip.avi")
-    writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*"MJPG"), 50.0, (32, 24))
-    for k in range(5):  # 0.1 s of video
-        writer.write(np.full((24, 32, 3), 40 * k, np.uint8))
-    writer.release()
+    path = write_clip(tmp_path / "clip.avi", n_frames=5, fps=50.0)  # 0.1 s of video
     sensor = opencv_camera(path)
     assert sensor.name == "camera2" and sensor.space.shape == (3, 120, 160)
     camera = sensor.make({})

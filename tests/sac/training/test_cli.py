@@ -179,16 +179,11 @@ def test_the_ros2_joint_states_topic_flag_reaches_the_robot_config_and_may_chang
 
 
 def test_the_camera_fps_flag_sets_the_real_wrist_cameras_rate_and_its_freshness_period(tmp_path):
-    import cv2
-    import numpy as np
-
     from sac.training import build
     from sac.training.settings import TrainConfig
+    from tests.support.video import write_clip
 
-    clip = str(tmp_path / "clip.avi")
-    writer = cv2.VideoWriter(clip, cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (16, 16))
-    writer.write(np.zeros((16, 16, 3), np.uint8))
-    writer.release()
+    clip = write_clip(tmp_path / "clip.avi", n_frames=1, fps=30.0)
     for flags, period in ((dict(camera_fps=5.0), 0.2), ({}, 0.1)):  # unset: held to 10 fps
         config = build.with_preset(TrainConfig.from_flat(dict(backend="ros", camera=clip, **flags)))
         camera = build.env_kwargs(config)["camera"]({})
