@@ -39,8 +39,9 @@ DRIVER = textwrap.dedent("""
 """)
 
 
-def _record_joint7_velocity(ros_env: dict, seconds: float, queue) -> None:
-    # A helper process, so the test process never becomes a ROS node.
+def _record_joint7_velocity(ros_env: dict, moving, stop, queue) -> None:  # noqa: ANN001
+    # A helper process, so the test process never becomes a ROS node. `moving` is set once the arm
+    # is seen moving: the subscription may connect well after the driver's first state.
     os.environ.update(ros_env)
     import rospy
     from sensor_msgs.msg import JointState
@@ -48,10 +49,15 @@ def _record_joint7_velocity(ros_env: dict, seconds: float, queue) -> None:
     from communicators.franka.ros import topics as T
 
     samples = []
+
+    def on_state(m) -> None:  # noqa: ANN001
+        samples.append((time.monotonic(), m.velocity[6]))
+        if m.velocity[6] > 0.2:
+            moving.set()
+
     rospy.init_node("velocity_recorder", anonymous=True, disable_signals=True)
-    rospy.Subscriber(T.FrankaTopics().joint_states, JointState,
-                     lambda m: samples.append((time.monotonic(), m.velocity[6])))
-    time.sleep(seconds)
+    rospy.Subscriber(T.FrankaTopics().joint_states, JointState, on_state)
+    stop.wait(60)
     rospy.signal_shutdown("done")
     queue.put(samples[::5])
 
@@ -74,17 +80,23 @@ def test_arm_stops_when_the_driving_program_ends_abruptly(ros_master, sig):
             line = driver.stdout.readline() if ready else ""
             assert line.startswith("driving"), line + driver.stdout.read() if driver.poll() else line
             comm_pid = int(line.split()[1])
-            queue = multiprocessing.get_context("fork").Queue()
-            recorder = multiprocessing.get_context("fork").Process(
-                target=_record_joint7_velocity, args=(ros_env_for(ros_master), 4.0, queue))
+            fork = multiprocessing.get_context("fork")
+            queue, moving, stop = fork.Queue(), fork.Event(), fork.Event()
+            recorder = fork.Process(target=_record_joint7_velocity,
+                                    args=(ros_env_for(ros_master), moving, stop, queue))
             recorder.start()
-            time.sleep(1.5)
+            assert moving.wait(30), "the recorder saw no moving arm within 30 s"
+            time.sleep(1.0)
             t_signal = time.monotonic()
             driver.send_signal(sig)
             driver.wait(timeout=15)
+            time.sleep(max(0.0, t_signal + 2.5 - time.monotonic()))
+            stop.set()
             samples = queue.get(timeout=30)
             recorder.join(10)
         finally:
+            if "stop" in locals():  # the recorder ends however the test does
+                stop.set()
             if driver.poll() is None:
                 driver.kill()
                 driver.wait(5)
