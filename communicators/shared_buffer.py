@@ -182,18 +182,28 @@ class SharedBuffer:
         if not self._lock.acquire(timeout=_WRITER_LOCK_TIMEOUT_S):
             raise SharedBufferError(f"{self!r}: another writer held the write lock for {_WRITER_LOCK_TIMEOUT_S} s; "
                                     "did a writer process die in the middle of a write?")
+        count = None
         try:
             count = int(self._counter[0])
-            slot = count % self.buffer_len
-            self._seqlock.write_begin(slot)  # readers of this slot retry until write_end
-            self._data[slot, ...] = data
-            self._timestamp[slot] = timestamp
-            self._index[slot] = count
-            self._seqlock.write_end(slot)
-            self._counter[0] = count + 1
+            self._store(count, data, timestamp)
+        except KeyboardInterrupt:
+            # Ctrl-C lands between any two bytecodes: one inside the store would leave the slot
+            # odd, unreadable by every reader for good. The store is idempotent: finish it.
+            if count is not None:
+                self._store(count, data, timestamp)
+            raise
         finally:
             self._lock.release()
         futex.wake(self._counter_address)  # after the counter changed: no reader misses the write
+
+    def _store(self, count: int, data: np.ndarray, timestamp: float) -> None:
+        slot = count % self.buffer_len
+        self._seqlock.write_begin(slot)  # readers of this slot retry until write_end
+        self._data[slot, ...] = data
+        self._timestamp[slot] = timestamp
+        self._index[slot] = count
+        self._seqlock.write_end(slot)
+        self._counter[0] = count + 1
 
     # ----- reading -----
 

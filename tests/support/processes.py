@@ -124,20 +124,26 @@ def session_segments() -> set[str]:
     return segments_of(session_pids())
 
 
+_STACKS_ON_SIGUSR1 = "import faulthandler, signal; faulthandler.register(signal.SIGUSR1, all_threads=True)\n"
+
+
 class Script:
     """A Python program run as a separate parent process, read line by line with deadlines.
 
     Args:
-        code: the program's source; it runs with the repository on ``sys.path``.
+        code: the program's source; it runs with the repository on ``sys.path``. SIGUSR1 makes
+            it print every thread's stack (faulthandler), which :meth:`wait` uses on a timeout.
+        args: its command-line arguments (``sys.argv[1:]``).
     """
 
-    def __init__(self, code: str) -> None:
+    def __init__(self, code: str, *args: str) -> None:
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO_ROOT, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen([sys.executable, "-c", _STACKS_ON_SIGUSR1 + code, *args], cwd=REPO_ROOT,
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         register_pid(self.proc.pid)
         self.pid = self.proc.pid
         self._buffer = b""
+        self._stderr = b""
 
     def read_line(self, timeout_s: float = 20.0) -> str:
         """The next line the program printed; fails with its stderr if none comes in time."""
@@ -155,6 +161,38 @@ class Script:
                 self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         return line.decode()
+
+    def wait(self, timeout_s: float) -> int:
+        """Waits for the program to exit, reading its output meanwhile; returns its exit code.
+
+        Reading matters: its children inherit the pipes, and a full pipe would block whoever
+        writes to it. On a timeout it fails with the program's stderr and its threads' stacks.
+        """
+        deadline = time.monotonic() + timeout_s
+        with selectors.DefaultSelector() as sel:
+            for pipe in (self.proc.stdout, self.proc.stderr):
+                sel.register(pipe.fileno(), selectors.EVENT_READ)
+            while self.proc.poll() is None:
+                if time.monotonic() > deadline:
+                    os.kill(self.proc.pid, signal.SIGUSR1)
+                    end = time.monotonic() + 2.0
+                    while time.monotonic() < end:
+                        self._read_ready(sel, 0.1)
+                    self.kill()
+                    raise AssertionError(f"script did not exit within {timeout_s} s; its stderr and stacks:\n"
+                                         + self._stderr.decode(errors="replace")[-6000:])
+                self._read_ready(sel, 0.05)
+        return self.proc.returncode
+
+    def _read_ready(self, sel: selectors.BaseSelector, timeout_s: float) -> None:
+        for key, _ in sel.select(timeout_s):
+            chunk = os.read(key.fd, 65536)
+            if not chunk:  # closed: the program and every child that inherited it are gone
+                sel.unregister(key.fd)
+            elif key.fd == self.proc.stderr.fileno():
+                self._stderr += chunk
+            else:
+                self._buffer += chunk
 
     def kill(self) -> None:
         """SIGKILLs the program and reaps it."""

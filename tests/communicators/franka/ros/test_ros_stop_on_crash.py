@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import select
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 
 import pytest
-from ros_test_helpers import requires_ros, ros_env_for, running_bridge, wait_for
+from ros_test_helpers import requires_ros, ros_env_for, running_bridge
+
+from tests.support.processes import Script, pid_alive, wait_until
 
 pytestmark = [requires_ros, pytest.mark.timeout(120)]
 
@@ -62,46 +61,30 @@ def _record_joint7_velocity(ros_env: dict, moving, stop, queue) -> None:  # noqa
     queue.put(samples[::5])
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
 def test_arm_stops_when_the_driving_program_ends_abruptly(ros_master, sig):
-    with running_bridge(ros_master, "--rate-hz", "500"):
-        driver = subprocess.Popen([sys.executable, "-c", DRIVER, ros_master.uri],
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            ready, _, _ = select.select([driver.stdout], [], [], 30)
-            line = driver.stdout.readline() if ready else ""
-            assert line.startswith("driving"), line + driver.stdout.read() if driver.poll() else line
+    fork = multiprocessing.get_context("fork")
+    queue, moving, stop = fork.Queue(), fork.Event(), fork.Event()
+    try:
+        with running_bridge(ros_master, "--rate-hz", "500"), Script(DRIVER, ros_master.uri) as driver:
+            line = driver.read_line(timeout_s=30)
+            assert line.startswith("driving"), line
             comm_pid = int(line.split()[1])
-            fork = multiprocessing.get_context("fork")
-            queue, moving, stop = fork.Queue(), fork.Event(), fork.Event()
             recorder = fork.Process(target=_record_joint7_velocity,
                                     args=(ros_env_for(ros_master), moving, stop, queue))
             recorder.start()
             assert moving.wait(30), "the recorder saw no moving arm within 30 s"
             time.sleep(1.0)
             t_signal = time.monotonic()
-            driver.send_signal(sig)
-            driver.wait(timeout=15)
+            driver.proc.send_signal(sig)
+            driver.wait(timeout_s=15)
+            assert wait_until(lambda: not pid_alive(comm_pid), 5.0), "communicator process outlived its parent"
             time.sleep(max(0.0, t_signal + 2.5 - time.monotonic()))
             stop.set()
             samples = queue.get(timeout=30)
             recorder.join(10)
-        finally:
-            if "stop" in locals():  # the recorder ends however the test does
-                stop.set()
-            if driver.poll() is None:
-                driver.kill()
-                driver.wait(5)
-            driver.stdout.close()
-        assert wait_for(lambda: not _pid_alive(comm_pid), 5.0), "communicator process outlived its parent"
+    finally:
+        stop.set()  # the recorder ends however the test does
     before = [v for t, v in samples if t_signal - 0.5 < t < t_signal]
     after = [v for t, v in samples if t > t_signal + 1.5]
     assert before and min(before) > 0.2, "the arm was not moving before the signal"

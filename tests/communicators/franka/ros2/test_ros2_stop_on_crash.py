@@ -52,7 +52,7 @@ def test_ros2_arm_stops_when_the_driving_program_ends_abruptly(ros2_graph, sig):
         time.sleep(1.0)
         t_signal = time.monotonic()
         driver.proc.send_signal(sig)
-        driver.proc.wait(timeout=15)
+        driver.wait(timeout_s=15)
         assert wait_until(lambda: not pid_alive(comm_pid), 5.0), "the communicator outlived its parent"
         time.sleep(2.0)
         times, dq = velocities.samples()
