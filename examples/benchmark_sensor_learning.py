@@ -43,6 +43,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from examples.evaluate_expert import run_episodes  # noqa: E402
+from sac.config import get_preset  # noqa: E402
 
 ENV_ID = "FrankaVisualReacher2-v0"
 SENSOR = "rtrl_env.reacher.sensors:target_position"
@@ -57,14 +58,16 @@ FINAL = f"final_return_mean_last_{LAST}"
 REACHED = f"minutes_to_{round(100 * LEARNED_FRACTION)}_percent_of_expert"
 
 
-def reference_returns(episodes: int, episode_length: float, seed: int) -> dict:
-    """The scripted expert's and the random policy's returns on the blanked task (seeded targets)."""
+def reference_returns(episodes: int, episode_length: float, seed: int, width: int, height: int) -> dict:
+    """The scripted expert's and the random policy's returns on the blanked task (seeded targets),
+    with the runs' camera image size (the reward is computed from it)."""
     import gymnasium
 
     import rtrl_env  # noqa: F401  (registers the ids)
     from communicators.target.target_motion import TargetConfig
 
-    env = gymnasium.make(ENV_ID, target=TargetConfig(seed=seed), episode_length_s=episode_length, blank_image=True)
+    env = gymnasium.make(ENV_ID, target=TargetConfig(seed=seed), episode_length_s=episode_length, blank_image=True,
+                         image_width=width, image_height=height)
     try:
         return {policy: run_episodes(env, policy, episodes, seed) for policy in ("expert", "random")}
     finally:
@@ -76,7 +79,7 @@ def training_command(name: str, args: argparse.Namespace, passthrough: list[str]
     command = [sys.executable, os.path.join(REPO, "examples", "franka_reacher.py"), "--env", ENV_ID,
                "--blank_image", "--time_limit", f"{args.minutes * 60:g}", "--episode_length",
                f"{args.episode_length:g}", "--seed", str(args.seed), "--work_dir", os.path.join(args.out, name),
-               "--no-save_model"]
+               "--image_width", str(args.image_width), "--image_height", str(args.image_height), "--no-save_model"]
     if not args.serial:
         command.append("--async_mode")
     if name == "with_sensor":
@@ -161,6 +164,11 @@ def main() -> int:
     parser.add_argument("--episode_length", type=float, default=4.0, help="episode length, s (runs and references)")
     parser.add_argument("--seed", type=int, default=9, help="training seed; reference targets are seeded with it")
     parser.add_argument("--serial", action="store_true", help="update serially instead of with the async learner")
+    cpu = get_preset("cpu")
+    parser.add_argument("--image_width", type=int, default=cpu.image_width,
+                        help="camera image width of the runs and the references, pixels (default: the cpu preset's)")
+    parser.add_argument("--image_height", type=int, default=cpu.image_height,
+                        help="camera image height of the runs and the references, pixels (default: the cpu preset's)")
     args, passthrough = parser.parse_known_args()
     if not args.minutes > 0 or args.reference_episodes < 1:
         parser.error(f"--minutes {args.minutes:g} must be > 0 and --reference_episodes "
@@ -174,7 +182,8 @@ def main() -> int:
 
     print(f"reference: {args.reference_episodes} episodes each of the scripted expert and the random policy",
           flush=True)
-    reference = reference_returns(args.reference_episodes, args.episode_length, args.seed)
+    reference = reference_returns(args.reference_episodes, args.episode_length, args.seed, args.image_width,
+                                  args.image_height)
     expert, random_mean = reference["expert"]["return_mean"], reference["random"]["return_mean"]
     commands = {name: training_command(name, args, passthrough) for name in RUNS}
     try:
@@ -189,6 +198,7 @@ def main() -> int:
     result = {
         "command": shlex.join([sys.executable, *sys.argv]), "date_utc": started, "env": ENV_ID,
         "minutes_per_run": args.minutes, "episode_length_s": args.episode_length, "sensor": SENSOR,
+        "image_width": args.image_width, "image_height": args.image_height,
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor(), "python": platform.python_version()},
         "reference": reference, "expert_return_mean": expert, "random_return_mean": random_mean,
         "runs": runs,

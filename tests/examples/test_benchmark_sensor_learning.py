@@ -21,12 +21,13 @@ def test_the_sensor_learning_benchmark_writes_both_runs_curves_references_and_a_
     proc = subprocess.run(
         [sys.executable, "examples/benchmark_sensor_learning.py", "--minutes", "2", "--reference_episodes", "1",
          "--episode_length", "1.0", "--out", str(out), "--init_step", "25", "--env_step", "25",
-         "--replay_buffer_capacity", "2000", "--batch_size", "16"],
+         "--replay_buffer_capacity", "2000", "--batch_size", "16", "--image_width", "40", "--image_height", "30"],
         cwd=ROOT, env={**os.environ, "MUJOCO_GL": "egl"}, capture_output=True, text=True, timeout=380)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert f"wrote {out / 'sensor_learning.json'}" in proc.stdout
     result = json.loads((out / "sensor_learning.json").read_text())
     expert, random_mean = result["expert_return_mean"], result["random_return_mean"]
+    assert (result["image_width"], result["image_height"]) == (40, 30)  # the references' too
     assert result["reference"]["expert"]["episodes"] == result["reference"]["random"]["episodes"] == 1
     assert 0.0 <= random_mean <= 4.0 and 0.0 < expert <= 4.0  # 1 s episodes pay at most 4 * 1 s
     assert result["reference"]["expert"]["final_axis_distance_mean_m"] < 0.02  # the expert still finds the target
@@ -38,6 +39,7 @@ def test_the_sensor_learning_benchmark_writes_both_runs_curves_references_and_a_
         with open(os.path.join(run["run_dir"], "args.json")) as f:
             args = json.load(f)
         assert args["blank_image"] is True and args["time_limit"] == 120.0, name
+        assert (args["image_width"], args["image_height"]) == (40, 30), name
         assert args["sensor"] == (["rtrl_env.reacher.sensors:target_position"] if name == "with_sensor" else [])
         assert "--blank_image" in run["command"] and ("--sensor" in run["command"]) == (name == "with_sensor")
         curve = run["curve"]
