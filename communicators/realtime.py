@@ -265,7 +265,7 @@ BACKGROUND_SCHEDULERS = ("other", "batch", "idle")
 wake-up), ``idle`` (SCHED_IDLE: runs only on CPU time no normal thread wants)."""
 
 
-def run_in_background(scheduler: str, nice: int = 0) -> None:
+def run_in_background(scheduler: str, nice: int = 0, this_thread_only: bool = False) -> None:
     """Puts every thread of the calling process under ``scheduler`` and adds ``nice`` to each.
 
     For a process that should soak up idle CPU and never delay a time-critical one (the learner
@@ -278,6 +278,9 @@ def run_in_background(scheduler: str, nice: int = 0) -> None:
     Args:
         scheduler: one of :data:`BACKGROUND_SCHEDULERS`.
         nice: nice increment, 0..19, added to each thread's nice value.
+        this_thread_only: only the calling thread (and the threads it starts from now on, such as
+            the intra-op pool of the torch calls it makes): for a process whose other threads must
+            answer promptly (the Ray learner's call threads).
 
     Raises:
         ValueError: an unknown ``scheduler`` or a nice increment outside 0..19.
@@ -290,7 +293,7 @@ def run_in_background(scheduler: str, nice: int = 0) -> None:
     policy = {"other": "SCHED_OTHER", "batch": "SCHED_BATCH", "idle": "SCHED_IDLE"}[scheduler]
     try:
         policy = getattr(os, policy)
-        for tid in _own_threads():
+        for tid in [threading.get_native_id()] if this_thread_only else _own_threads():
             try:
                 os.sched_setscheduler(tid, policy, os.sched_param(0))
                 if nice:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from communicators.realtime import run_in_background
 from sac.agent import SACAgent
 from sac.async_learner import STAT_KEYS
 from sac.checkpoint import state_bytes, write_atomically
@@ -244,6 +245,10 @@ class SACLearner:
     def _updates(self) -> None:
         try:
             config, batch_size = self.spec.learner, self.agent.config.batch_size
+            # Like the local learner, the updates take only CPU time that the learner machine's
+            # other work leaves (on one machine with the robot side: its action cycle); the call
+            # threads that answer the bridges keep the normal policy.
+            run_in_background(config.scheduler, config.nice, this_thread_only=True)
             last_snapshot = time.monotonic()
             while not self._stop.is_set():
                 if time.monotonic() - self._contact > self.spec.orphan_after_s:
