@@ -176,7 +176,8 @@ class LearnerSettings:
                                    "they take only CPU the action cycle leaves)", "threads", on_resume=MAY_CHANGE)
     learner_scheduler: str = setting("idle", "async: scheduling policy of the learner's threads, so the action "
                                      "cycle preempts them (no privilege needed): idle (SCHED_IDLE: only CPU "
-                                     "nothing else wants), batch (SCHED_BATCH) or other (SCHED_OTHER)",
+                                     "nothing else wants), batch (SCHED_BATCH) or other (SCHED_OTHER); with "
+                                     "--learner ray, of its update thread on the learner machine",
                                      on_resume=MAY_CHANGE, choices=BACKGROUND_SCHEDULERS)
     learner_nice: int = setting(5, "async: nice increment of the learner's threads under batch or other (higher "
                                 "yields the CPU to the action cycle sooner)", on_resume=MAY_CHANGE)
