@@ -267,7 +267,7 @@ from communicators.realtime import run_in_background
 if os.geteuid() == 0:
     os.setuid(65534)  # nobody: lowering one's own policy must need no privilege
 stop = threading.Event()
-before = threading.Thread(target=stop.wait)  # a thread running before the call
+before = threading.Thread(target=stop.wait, daemon=True)  # a thread running before the call
 before.start()
 run_in_background(sys.argv[1], int(sys.argv[2]))
 seen = {}
@@ -275,8 +275,12 @@ def report():
     seen["after"] = (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
 after = threading.Thread(target=report)  # a thread started after it, like torch's pool
 after.start(); after.join()
-threads = {int(t): os.sched_getscheduler(int(t)) for t in os.listdir("/proc/self/task")}
-nices = {int(t): os.getpriority(os.PRIO_PROCESS, int(t)) for t in os.listdir("/proc/self/task")}
+threads, nices = {}, {}
+for tid in map(int, os.listdir("/proc/self/task")):
+    try:  # a joined thread can still be listed for a moment after it ended
+        threads[tid], nices[tid] = os.sched_getscheduler(tid), os.getpriority(os.PRIO_PROCESS, tid)
+    except ProcessLookupError:
+        pass
 stop.set(); before.join()
 print(json.dumps({"uid": os.geteuid(), "threads": threads, "nices": nices, "after": seen["after"]}))
 """
