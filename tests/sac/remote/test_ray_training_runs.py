@@ -21,6 +21,8 @@ import pytest
 import torch
 
 from ray_fixtures import Watcher, kill, learner_pid, ray_args
+
+from sac.remote.bridge import BRIDGE_NICE
 from sac.training import cli, session
 from tests.support.stand_in_reacher import StandInReacher
 
@@ -165,7 +167,11 @@ def test_a_killed_ray_bridge_keeps_the_cycle_and_stops_the_run_cleanly(script, c
 
     def kill_bridge():
         killed["learner"] = learner_pid(cluster)
-        kill(script.updaters[0].bridge_pid)
+        pid = script.updaters[0].bridge_pid
+        # Alive and working, it yields to the action cycle: SCHED_BATCH, BRIDGE_NICE above its parent's.
+        killed["policy"] = os.sched_getscheduler(pid), os.getpriority(os.PRIO_PROCESS, pid) - os.getpriority(
+            os.PRIO_PROCESS, 0)
+        kill(pid)
 
     watcher = Watcher(capsys).on("| train | E: 5 ", kill_bridge).start()
     try:
@@ -177,6 +183,7 @@ def test_a_killed_ray_bridge_keeps_the_cycle_and_stops_the_run_cleanly(script, c
             with contextlib.suppress(ProcessLookupError):  # nobody is left to end it (it would after 2 minutes)
                 os.kill(killed["learner"], signal.SIGKILL)
     bridge = script.updaters[0].bridge_pid
+    assert killed["policy"] == (os.SCHED_BATCH, BRIDGE_NICE)
     assert f"the Ray bridge process (PID {bridge}) exited with code -9" in watcher.err, watcher.err[-3000:]
     checkpoint = assert_stopped_cleanly_with_a_checkpoint(code, watcher, run_dir_of(tmp_path), min_step=125)
     assert_the_cycle_went_on(checkpoint, since_step=125, min_steps=1)
