@@ -277,6 +277,8 @@ def test_ctrl_c_during_writes_never_leaves_a_slot_unreadable(buffers):
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
     buf.write(np.zeros((1024, 1024), np.float32))
+    # Python's own Ctrl-C handler, whatever an earlier test or library left installed.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     thread = threading.Thread(target=interrupter, daemon=True)
     thread.start()
     try:
@@ -295,6 +297,7 @@ def test_ctrl_c_during_writes_never_leaves_a_slot_unreadable(buffers):
         done.set()
         armed.set()
         thread.join()
+        signal.signal(signal.SIGINT, previous)
 
 # ----- waiting for news -----
 
