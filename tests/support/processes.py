@@ -124,7 +124,11 @@ def session_segments() -> set[str]:
     return segments_of(session_pids())
 
 
-_STACKS_ON_SIGUSR1 = "import faulthandler, signal; faulthandler.register(signal.SIGUSR1, all_threads=True)\n"
+# Every script also gets Ctrl-C as a user at a terminal does (KeyboardInterrupt): a test runner
+# started in the background by a non-interactive shell ignores SIGINT, and Python keeps an
+# inherited SIG_IGN, so a script's SIGINT would otherwise do nothing.
+_PRELUDE = ("import faulthandler, signal; faulthandler.register(signal.SIGUSR1, all_threads=True); "
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n")
 
 
 class Script:
@@ -138,7 +142,7 @@ class Script:
 
     def __init__(self, code: str, *args: str) -> None:
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen([sys.executable, "-c", _STACKS_ON_SIGUSR1 + code, *args], cwd=REPO_ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-c", _PRELUDE + code, *args], cwd=REPO_ROOT,
                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         register_pid(self.proc.pid)
         self.pid = self.proc.pid
