@@ -306,3 +306,30 @@ def test_an_unknown_background_scheduler_is_refused_by_name_and_nothing_changes(
     with pytest.raises(ValueError, match=re.escape("nice=20 must be a whole number in 0..19")):
         run_in_background("batch", 20)
     assert os.sched_getscheduler(0) == os.SCHED_OTHER
+
+
+def test_this_thread_only_leaves_the_other_threads_of_the_process_alone():
+    seen = {}
+    other_ready, done = threading.Event(), threading.Event()
+
+    def other() -> None:
+        seen["other"] = threading.get_native_id()
+        other_ready.set()
+        done.wait(10)
+
+    def lowered() -> None:
+        run_in_background("idle", this_thread_only=True)
+        seen["lowered"] = os.sched_getscheduler(0)
+
+    first = threading.Thread(target=other)
+    first.start()
+    other_ready.wait(10)
+    second = threading.Thread(target=lowered)
+    second.start()
+    second.join(10)
+    try:
+        assert seen["lowered"] == os.SCHED_IDLE
+        assert os.sched_getscheduler(seen["other"]) == os.sched_getscheduler(0) == os.SCHED_OTHER
+    finally:
+        done.set()
+        first.join(10)

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from communicators.realtime import run_in_background
 from sac.agent import SACAgent
 from sac.async_learner import LearnerConfig
 from sac.checkpoint import state_bytes
 from sac.config import get_preset
 from sac.remote.config import LearnerSpec, compact_space
 from sac.remote.learner import SACLearner
+from tests.support.processes import wait_until
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux only")]
 
@@ -39,11 +39,7 @@ def test_the_remote_learners_update_thread_takes_the_background_policy_and_its_c
         updates = learner._thread
         assert updates is not None and updates.is_alive()
         # The thread sets its own policy first thing; it then waits for transitions.
-        for _ in range(200):
-            if os.sched_getscheduler(updates.native_id) == getattr(os, policy):
-                break
-            threading.Event().wait(0.01)
-        assert os.sched_getscheduler(updates.native_id) == getattr(os, policy)
+        assert wait_until(lambda: os.sched_getscheduler(updates.native_id) == getattr(os, policy), 2.0)
         if scheduler == "batch":
             assert os.getpriority(os.PRIO_PROCESS, updates.native_id) == caller[1] + 3
         # This thread stands for Ray's call threads: it answered seed() and is unchanged.
@@ -51,29 +47,3 @@ def test_the_remote_learners_update_thread_takes_the_background_policy_and_its_c
     finally:
         learner.shutdown()
 
-
-def test_this_thread_only_leaves_the_other_threads_of_the_process_alone():
-    seen = {}
-    other_ready, done = threading.Event(), threading.Event()
-
-    def other() -> None:
-        seen["other"] = threading.get_native_id()
-        other_ready.set()
-        done.wait(10)
-
-    def lowered() -> None:
-        run_in_background("idle", this_thread_only=True)
-        seen["lowered"] = os.sched_getscheduler(0)
-
-    first = threading.Thread(target=other)
-    first.start()
-    other_ready.wait(10)
-    second = threading.Thread(target=lowered)
-    second.start()
-    second.join(10)
-    try:
-        assert seen["lowered"] == os.SCHED_IDLE
-        assert os.sched_getscheduler(seen["other"]) == os.sched_getscheduler(0) == os.SCHED_OTHER
-    finally:
-        done.set()
-        first.join(10)
