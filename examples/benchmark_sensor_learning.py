@@ -5,25 +5,31 @@ camera still runs and the reward still comes from its frames), so nothing it see
 target is. One run adds the target's position as an extra vector sensor through the public API
 (``--sensor rtrl_env.reacher.sensors:target_position``); the other runs without it. Each trains
 for ``--minutes`` of wall-clock time with the library's training command
-(examples/franka_reacher.py, async learner, cpu preset), one after the other. The scripted
-expert's and the random policy's returns on the same task are measured first, for reference.
+(examples/franka_reacher.py, async learner, cpu preset), one after the other, and its final agent
+is then evaluated with the same command (``--eval``, deterministic policy) on the
+``--reference_episodes`` seeded targets that the scripted expert and the random policy were
+measured on first (``--target_seed``): the same targets for every policy, so the comparison does
+not depend on which targets a run happened to draw (the return of one episode depends on its
+target: the expert's range from about 4.5 to 13 at 40 x 30).
 
 Writes into ``--out DIR``: ``sensor_learning.json`` (the command; the reference returns; per run
-its command, observation keys, curve (episode, env step, wall time, return), the mean return of
-its last 20 episodes, that as a fraction of the expert's, and the minutes until the 20-episode
-mean first reached 80 % of the expert's), ``sensor_learning.png`` (both curves against wall time
-with the references), and each run's directory (train.csv, summary.json, console.log, ...).
+its training and evaluation commands, observation keys, curve (episode, env step, wall time,
+return), the mean return of its last 20 training episodes, the minutes until the 20-episode
+mean first reached 80 % of the expert's, and its evaluation returns), ``sensor_learning.png``
+(both training curves against wall time with the references), and each run's directory
+(train.csv, summary.json, console.log, the final checkpoint, the evaluation's run directory).
 
 The claim it tests (issue 13): with the sensor SAC reaches at least 80 % of the expert's return
-within 20 minutes on the 2-core development machine; without it it stays at the random policy's
-level (here: its final mean is below random + 20 % of the expert-random gap). Not a test: the
+within 20 minutes on the 2-core development machine (here: its final agent's mean evaluation
+return on the reference targets); without it it stays at the random policy's level (its final
+agent's mean evaluation return is below random + 20 % of the expert-random gap). Not a test: the
 figures depend on the machine and its load; give the runs the machine to themselves.
 
     MUJOCO_GL=egl .venv/bin/python examples/benchmark_sensor_learning.py --minutes 20 \\
         --out docs/results/sensor_learning
 
-Flags it does not know go to both training runs unchanged and after its own (e.g. ``--init_step
-500``; ``--save_model`` keeps the checkpoints, which it does not write by default).
+Flags it does not know go to every training and evaluation command unchanged and after its own
+(e.g. ``--init_step 500``).
 """
 from __future__ import annotations
 
@@ -43,6 +49,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from examples.evaluate_expert import run_episodes  # noqa: E402
+from sac.checkpoint import latest_checkpoint  # noqa: E402
 from sac.config import get_preset  # noqa: E402
 
 ENV_ID = "FrankaVisualReacher2-v0"
@@ -79,7 +86,8 @@ def training_command(name: str, args: argparse.Namespace, passthrough: list[str]
     command = [sys.executable, os.path.join(REPO, "examples", "franka_reacher.py"), "--env", ENV_ID,
                "--blank_image", "--time_limit", f"{args.minutes * 60:g}", "--episode_length",
                f"{args.episode_length:g}", "--seed", str(args.seed), "--work_dir", os.path.join(args.out, name),
-               "--image_width", str(args.image_width), "--image_height", str(args.image_height), "--no-save_model"]
+               "--image_width", str(args.image_width), "--image_height", str(args.image_height),
+               "--save_model_freq", str(10**9)]  # a checkpoint at the end only: saving mid-run would pause acting
     if not args.serial:
         command.append("--async_mode")
     if name == "with_sensor":
@@ -87,13 +95,27 @@ def training_command(name: str, args: argparse.Namespace, passthrough: list[str]
     return command + passthrough
 
 
-def train(name: str, command: list[str], out: str) -> str:
-    """Runs one training command, echoing and logging its output; returns its run directory.
+def evaluation_command(name: str, run_dir: str, args: argparse.Namespace, passthrough: list[str]) -> list[str]:
+    """The command that evaluates a run's final agent on the references' seeded targets."""
+    checkpoint = latest_checkpoint(os.path.join(run_dir, "model"))
+    if checkpoint is None:
+        raise RuntimeError(f"the {name} run wrote no checkpoint in {run_dir}/model")
+    command = [sys.executable, os.path.join(REPO, "examples", "franka_reacher.py"), "--env", ENV_ID,
+               "--blank_image", "--eval", "--load_model", checkpoint, "--eval_episodes",
+               str(args.reference_episodes), "--episode_length", f"{args.episode_length:g}", "--seed", str(args.seed),
+               "--target_seed", str(args.seed), "--work_dir", os.path.join(args.out, name, "evaluation"),
+               "--image_width", str(args.image_width), "--image_height", str(args.image_height)]
+    if name == "with_sensor":
+        command += ["--sensor", SENSOR]
+    return command + passthrough
+
+
+def run_command(name: str, command: list[str], work_dir: str) -> str:
+    """Runs one training or evaluation command, echoing and logging its output; returns its run directory.
 
     Raises:
         RuntimeError: the run failed; the message has its exit code and the end of its output.
     """
-    work_dir = os.path.join(out, name)
     os.makedirs(work_dir, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])),
            "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONUNBUFFERED": "1"}
@@ -113,6 +135,15 @@ def train(name: str, command: list[str], out: str) -> str:
         raise RuntimeError(f"the {name} run failed (exit {returncode}):\n{''.join(tail)}")
     (run_name,) = os.listdir(os.path.join(work_dir, "results"))
     return os.path.join(work_dir, "results", run_name)
+
+
+def evaluation_figures(eval_dir: str, expert: float, random_mean: float) -> dict:
+    """The evaluation's per-episode returns (its eval.csv) and their mean against the references."""
+    with open(os.path.join(eval_dir, "eval.csv")) as f:
+        returns = [float(r["episode/return"]) for r in csv.DictReader(f)]
+    mean = float(np.mean(returns))
+    return {"eval_dir": eval_dir, "returns": returns, "return_mean": mean, "fraction_of_expert": mean / expert,
+            "normalised_score": (mean - random_mean) / (expert - random_mean)}
 
 
 def run_figures(run_dir: str, expert: float, random_mean: float) -> dict:
@@ -185,14 +216,19 @@ def main() -> int:
     reference = reference_returns(args.reference_episodes, args.episode_length, args.seed, args.image_width,
                                   args.image_height)
     expert, random_mean = reference["expert"]["return_mean"], reference["random"]["return_mean"]
-    commands = {name: training_command(name, args, passthrough) for name in RUNS}
+    runs = {}
     try:
-        runs = {name: run_figures(train(name, commands[name], args.out), expert, random_mean) for name in RUNS}
+        for name in RUNS:
+            command = training_command(name, args, passthrough)
+            runs[name] = run_figures(run_command(name, command, os.path.join(args.out, name)), expert, random_mean)
+            runs[name]["command"] = shlex.join(command)
+            command = evaluation_command(name, runs[name]["run_dir"], args, passthrough)
+            eval_dir = run_command(f"{name} evaluation", command, os.path.join(args.out, name, "evaluation"))
+            runs[name]["evaluation"] = {"command": shlex.join(command),
+                                        **evaluation_figures(eval_dir, expert, random_mean)}
     except RuntimeError as err:
         print(err, file=sys.stderr, flush=True)
         return 1
-    for name in RUNS:
-        runs[name]["command"] = shlex.join(commands[name])
 
     with_sensor, without = runs["with_sensor"], runs["without_sensor"]
     result = {
@@ -203,12 +239,13 @@ def main() -> int:
         "reference": reference, "expert_return_mean": expert, "random_return_mean": random_mean,
         "runs": runs,
         "criteria": {
-            "with_sensor_reaches_80_percent_of_expert": (with_sensor[FINAL] is not None
-                                                         and with_sensor[FINAL] >= LEARNED_FRACTION * expert),
-            "without_sensor_at_random_level": (without[FINAL] is not None and without[FINAL]
+            "with_sensor_reaches_80_percent_of_expert": (with_sensor["evaluation"]["return_mean"]
+                                                         >= LEARNED_FRACTION * expert),
+            "without_sensor_at_random_level": (without["evaluation"]["return_mean"]
                                                < random_mean + RANDOM_LEVEL_GAP * (expert - random_mean)),
-            "definitions": f"final = mean return of a run's last {LAST} episodes; learned: final >= "
-                           f"{LEARNED_FRACTION} x expert mean; random level: final < random mean + "
+            "definitions": f"a run's score = the mean return of its final agent (deterministic policy) on the "
+                           f"references' {args.reference_episodes} seeded targets; learned: score >= "
+                           f"{LEARNED_FRACTION} x expert mean; random level: score < random mean + "
                            f"{RANDOM_LEVEL_GAP} x (expert mean - random mean)",
         },
     }
@@ -216,15 +253,15 @@ def main() -> int:
         json.dump(result, f, indent=2)
     plot(os.path.join(args.out, "sensor_learning.png"), runs, expert, random_mean, args.minutes)
 
-    print(f"\n{'policy / run':16s} {'return':>8s} {'of expert':>10s} {'episodes':>9s} {'updates':>8s}")
-    print(f"{'scripted expert':16s} {expert:8.3f} {'100 %':>10s}")
-    print(f"{'random policy':16s} {random_mean:8.3f} {100 * random_mean / expert:8.0f} %")
+    print(f"\n{'policy / run':16s} {'evaluation':>10s} {'of expert':>10s} {'last 20 training':>17s} "
+          f"{'episodes':>9s} {'updates':>8s}")
+    print(f"{'scripted expert':16s} {expert:10.3f} {'100 %':>10s}")
+    print(f"{'random policy':16s} {random_mean:10.3f} {100 * random_mean / expert:8.0f} %")
     for name, run in runs.items():
-        if run[FINAL] is None:
-            print(f"{name:16s} no episode ended")
-            continue
-        print(f"{name:16s} {run[FINAL]:8.3f} {100 * run['fraction_of_expert']:8.0f} % {run['episodes']:9d} "
-              f"{run['num_updates']:8d}")
+        evaluation = run["evaluation"]
+        last = "-" if run[FINAL] is None else f"{run[FINAL]:.3f}"
+        print(f"{name:16s} {evaluation['return_mean']:10.3f} {100 * evaluation['fraction_of_expert']:8.0f} % "
+              f"{last:>17s} {run['episodes']:9d} {run['num_updates']:8d}")
     print(f"criteria: {json.dumps({k: v for k, v in result['criteria'].items() if k != 'definitions'})}")
     print(f"wrote {os.path.join(args.out, 'sensor_learning.json')} and sensor_learning.png")
     return 0

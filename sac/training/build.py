@@ -113,7 +113,7 @@ def env_kwargs(config: TrainConfig) -> dict[str, Any]:
                                   extra_sensors=load_sensors(env.sensor), blank_image=env.blank_image)
     from communicators.target.target_motion import TargetConfig
     if env.backend == "sim":
-        kwargs["target"] = TargetConfig(mode=env.target_type)
+        kwargs["target"] = TargetConfig(mode=env.target_type, seed=env.target_seed)
         return kwargs
     from communicators.camera.opencv_camera_communicator import OpenCVCameraCommunicator, OpenCVCameraConfig
     from communicators.target.target_display_communicator import TargetDisplayConfig
@@ -126,8 +126,9 @@ def env_kwargs(config: TrainConfig) -> dict[str, Any]:
         raise SettingError("EnvSettings", flag, source, f"is no camera OpenCV can open ({err})") from None
     kwargs["camera"] = _OpenCVCameraFactory(camera)
     # The red dot on the monitor moves in normalised screen coordinates.
-    kwargs["target"] = TargetDisplayConfig(motion=TargetConfig(mode=env.target_type, low=(0.1, 0.1, 0.0),
-                                                               high=(0.9, 0.9, 0.0), speed=0.2, rate_hz=60.0))
+    kwargs["target"] = TargetDisplayConfig(motion=TargetConfig(mode=env.target_type, seed=env.target_seed,
+                                                               low=(0.1, 0.1, 0.0), high=(0.9, 0.9, 0.0), speed=0.2,
+                                                               rate_hz=60.0))
     if env.backend == "libfranka":
         from communicators.franka.libfranka import LibfrankaConfig
         kwargs["robot_config"] = LibfrankaConfig(robot_ip=env.robot_ip)

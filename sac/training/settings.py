@@ -108,6 +108,9 @@ class EnvSettings:
     image_height: int | None = setting(None, "camera image height (default: the preset's)", "pixels")
     image_history: int | None = setting(None, "stacked frames per observation (default: the preset's)", "frames")
     target_type: str = setting("reaching", "target mode", choices=TARGET_TYPES)
+    target_seed: int | None = setting(None, "seed the target positions: episode n gets the same target in every "
+                                      "run with this seed and --seed, e.g. to compare an --eval with the scripted "
+                                      "expert's (default: unseeded)", on_resume=MAY_CHANGE)
     random_action_repeat: int = setting(1, "repeat each initial random action this many steps", "steps")
     agent_action_repeat: int = setting(1, "repeat each policy action this many steps", "steps")
     episode_length: float = setting(4.0, "episode length, a whole number of --dt cycles", "s")
@@ -119,6 +122,7 @@ class EnvSettings:
         _choice(self, "env", ENV_IDS)
         _choice(self, "target_type", TARGET_TYPES)
         _whole(self, "camera_id", 0)
+        _whole(self, "target_seed", 0, example=9, optional=True)
         _number(self, "camera_fps", 0, "frames/s", example=30, optional=True)
         self.sensor = list(self.sensor)
         _whole(self, "random_action_repeat", 1, example=1)

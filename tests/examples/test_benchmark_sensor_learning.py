@@ -1,6 +1,7 @@
 """examples/benchmark_sensor_learning.py on a tiny budget, end to end: both training runs on the
 blanked-image reacher (one with the target sensor, one without), the expert and random references,
-the JSON of both curves and the PNG."""
+each run's final agent evaluated on the references' seeded targets, the JSON of both curves and
+the PNG."""
 import json
 import os
 import subprocess
@@ -52,8 +53,21 @@ def test_the_sensor_learning_benchmark_writes_both_runs_curves_references_and_a_
         assert run["normalised_score"] == pytest.approx((final - random_mean) / (expert - random_mean))
         assert run["minutes_to_80_percent_of_expert"] is None  # fewer than 20 episodes: no 20-episode mean
         assert os.path.exists(os.path.join(os.path.dirname(os.path.dirname(run["run_dir"])), "console.log"))
+        # The final agent, evaluated on the references' seeded targets by the training command's --eval.
+        evaluation = run["evaluation"]
+        assert "--eval" in evaluation["command"] and "--target_seed 9" in evaluation["command"], name
+        assert ("--sensor" in evaluation["command"]) == (name == "with_sensor")
+        with open(os.path.join(evaluation["eval_dir"], "args.json")) as f:
+            eval_args = json.load(f)
+        assert eval_args["eval"] is True and eval_args["target_seed"] == eval_args["seed"] == 9, name
+        assert eval_args["load_model"].startswith(os.path.join(run["run_dir"], "model")), name
+        assert len(evaluation["returns"]) == 1 and 0.0 <= evaluation["returns"][0] <= 4.0, name
+        assert evaluation["return_mean"] == pytest.approx(evaluation["returns"][0])
+        assert evaluation["fraction_of_expert"] == pytest.approx(evaluation["return_mean"] / expert)
     criteria = result["criteria"]
     assert criteria["with_sensor_reaches_80_percent_of_expert"] == (
-        runs["with_sensor"]["final_return_mean_last_20"] >= 0.8 * expert)
+        runs["with_sensor"]["evaluation"]["return_mean"] >= 0.8 * expert)
+    assert criteria["without_sensor_at_random_level"] == (
+        runs["without_sensor"]["evaluation"]["return_mean"] < random_mean + 0.2 * (expert - random_mean))
     image = cv2.imread(str(out / "sensor_learning.png"))
     assert image is not None and image.shape[0] > 200 and image.shape[1] > 300

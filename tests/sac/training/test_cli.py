@@ -40,6 +40,7 @@ BAD = [
     (["--learner_scheduler", "fifo"], "--learner_scheduler fifo: must be one of other, batch, idle"),
     (["--realtime_priority", "100"], "--realtime_priority 100: must be None or a whole number in 1..99"),
     (["--target_type", "circle"], "--target_type circle: must be one of reaching, tracking, static"),
+    (["--target_seed", "-1"], "--target_seed -1: must be a whole number >= 0, e.g. --target_seed 9"),
     (["--replay_buffer_capacity", "100000000"], "--replay_buffer_capacity 100000000: needs"),
     (["--backend", "libfranka"], "--robot_ip: must be given with --backend libfranka: the robot's FCI address, "
                                  "e.g. --robot_ip 172.16.0.2"),
@@ -175,6 +176,21 @@ def test_the_ros2_joint_states_topic_flag_reaches_the_robot_config_and_may_chang
     assert build.env_kwargs(config)["robot_config"].joint_states_topic == "/franka/joint_states"
     assert "robot_config" not in build.env_kwargs(build.with_preset(TrainConfig.from_flat(dict(backend="ros2"))))
     (field,) = [f for _, f in setting_fields() if f.name == "joint_states_topic"]
+    assert field.metadata["on_resume"] == MAY_CHANGE
+
+
+def test_the_target_seed_flag_seeds_the_sim_target_and_the_display_target_and_may_change_on_resume(tmp_path):
+    from sac.training import build
+    from sac.training.settings import MAY_CHANGE, TrainConfig, setting_fields
+    from tests.support.video import write_clip
+
+    assert build.env_kwargs(build.with_preset(TrainConfig.from_flat({})))["target"].seed is None
+    assert build.env_kwargs(build.with_preset(TrainConfig.from_flat(dict(target_seed=9))))["target"].seed == 9
+    clip = write_clip(tmp_path / "clip.avi", n_frames=1, fps=30.0)
+    display = build.env_kwargs(build.with_preset(TrainConfig.from_flat(dict(backend="ros", camera=clip,
+                                                                            target_seed=9))))["target"]
+    assert display.motion.seed == 9
+    (field,) = [f for _, f in setting_fields() if f.name == "target_seed"]
     assert field.metadata["on_resume"] == MAY_CHANGE
 
 
