@@ -81,33 +81,31 @@ def reference_returns(episodes: int, episode_length: float, seed: int, width: in
         env.close()
 
 
-def training_command(name: str, args: argparse.Namespace, passthrough: list[str]) -> list[str]:
-    """The training command of one run (the same for both but the sensor)."""
+def _task_command(name: str, work_dir: str, args: argparse.Namespace) -> list[str]:
+    """The training script on the blanked task, as the references measured it (the sensor for "with_sensor")."""
     command = [sys.executable, os.path.join(REPO, "examples", "franka_reacher.py"), "--env", ENV_ID,
-               "--blank_image", "--time_limit", f"{args.minutes * 60:g}", "--episode_length",
-               f"{args.episode_length:g}", "--seed", str(args.seed), "--work_dir", os.path.join(args.out, name),
-               "--image_width", str(args.image_width), "--image_height", str(args.image_height),
-               "--save_model_freq", str(10**9)]  # a checkpoint at the end only: saving mid-run would pause acting
-    if not args.serial:
-        command.append("--async_mode")
-    if name == "with_sensor":
-        command += ["--sensor", SENSOR]
-    return command + passthrough
+               "--blank_image", "--episode_length", f"{args.episode_length:g}", "--seed", str(args.seed),
+               "--work_dir", work_dir, "--image_width", str(args.image_width), "--image_height", str(args.image_height)]
+    return command + (["--sensor", SENSOR] if name == "with_sensor" else [])
 
 
-def evaluation_command(name: str, run_dir: str, args: argparse.Namespace, passthrough: list[str]) -> list[str]:
+def training_command(name: str, work_dir: str, args: argparse.Namespace, passthrough: list[str]) -> list[str]:
+    """The training command of one run (the same for both but the sensor)."""
+    # A checkpoint at the end only: saving mid-run would pause acting.
+    command = _task_command(name, work_dir, args) + ["--time_limit", f"{args.minutes * 60:g}",
+                                                     "--save_model_freq", str(10**9)]
+    return command + ([] if args.serial else ["--async_mode"]) + passthrough
+
+
+def evaluation_command(name: str, run_dir: str, work_dir: str, args: argparse.Namespace,
+                       passthrough: list[str]) -> list[str]:
     """The command that evaluates a run's final agent on the references' seeded targets."""
     checkpoint = latest_checkpoint(os.path.join(run_dir, "model"))
     if checkpoint is None:
         raise RuntimeError(f"the {name} run wrote no checkpoint in {run_dir}/model")
-    command = [sys.executable, os.path.join(REPO, "examples", "franka_reacher.py"), "--env", ENV_ID,
-               "--blank_image", "--eval", "--load_model", checkpoint, "--eval_episodes",
-               str(args.reference_episodes), "--episode_length", f"{args.episode_length:g}", "--seed", str(args.seed),
-               "--target_seed", str(args.seed), "--work_dir", os.path.join(args.out, name, "evaluation"),
-               "--image_width", str(args.image_width), "--image_height", str(args.image_height)]
-    if name == "with_sensor":
-        command += ["--sensor", SENSOR]
-    return command + passthrough
+    return _task_command(name, work_dir, args) + ["--eval", "--load_model", checkpoint, "--eval_episodes",
+                                                  str(args.reference_episodes), "--target_seed",
+                                                  str(args.seed)] + passthrough
 
 
 def run_command(name: str, command: list[str], work_dir: str) -> str:
@@ -142,8 +140,14 @@ def evaluation_figures(eval_dir: str, expert: float, random_mean: float) -> dict
     with open(os.path.join(eval_dir, "eval.csv")) as f:
         returns = [float(r["episode/return"]) for r in csv.DictReader(f)]
     mean = float(np.mean(returns))
-    return {"eval_dir": eval_dir, "returns": returns, "return_mean": mean, "fraction_of_expert": mean / expert,
-            "normalised_score": (mean - random_mean) / (expert - random_mean)}
+    return {"eval_dir": eval_dir, "returns": returns, "return_mean": mean, **_scores(mean, expert, random_mean)}
+
+
+def _scores(mean: float | None, expert: float, random_mean: float) -> dict:
+    """A mean return as a fraction of the expert's and on the random (0) to expert (1) scale."""
+    if mean is None:
+        return {"fraction_of_expert": None, "normalised_score": None}
+    return {"fraction_of_expert": mean / expert, "normalised_score": (mean - random_mean) / (expert - random_mean)}
 
 
 def run_figures(run_dir: str, expert: float, random_mean: float) -> dict:
@@ -169,9 +173,7 @@ def run_figures(run_dir: str, expert: float, random_mean: float) -> dict:
     return {"run_dir": run_dir, "observation_keys": summary["observation_keys"], "episodes": summary["episodes"],
             "env_steps": summary["env_steps"], "num_updates": summary["num_updates"],
             "updates_per_s": summary["updates_per_s"], "period_p99_ms": summary["period_p99_ms"],
-            FINAL: final, "fraction_of_expert": None if final is None else final / expert,
-            "normalised_score": None if final is None else (final - random_mean) / (expert - random_mean),
-            REACHED: reached, "curve": curve}
+            FINAL: final, **_scores(final, expert, random_mean), REACHED: reached, "curve": curve}
 
 
 def plot(path: str, runs: dict, expert: float, random_mean: float, minutes: float) -> None:
@@ -219,11 +221,13 @@ def main() -> int:
     runs = {}
     try:
         for name in RUNS:
-            command = training_command(name, args, passthrough)
-            runs[name] = run_figures(run_command(name, command, os.path.join(args.out, name)), expert, random_mean)
+            work_dir = os.path.join(args.out, name)
+            command = training_command(name, work_dir, args, passthrough)
+            runs[name] = run_figures(run_command(name, command, work_dir), expert, random_mean)
             runs[name]["command"] = shlex.join(command)
-            command = evaluation_command(name, runs[name]["run_dir"], args, passthrough)
-            eval_dir = run_command(f"{name} evaluation", command, os.path.join(args.out, name, "evaluation"))
+            work_dir = os.path.join(args.out, name, "evaluation")
+            command = evaluation_command(name, runs[name]["run_dir"], work_dir, args, passthrough)
+            eval_dir = run_command(f"{name} evaluation", command, work_dir)
             runs[name]["evaluation"] = {"command": shlex.join(command),
                                         **evaluation_figures(eval_dir, expert, random_mean)}
     except RuntimeError as err:
