@@ -15,7 +15,14 @@ restarts it from its checkpoint), and writes:
 * ``transitions_sent`` (given to the outbox by the actor), ``transitions_stored`` (acknowledged by
   the learner: in its journal), ``transitions_lost`` (dropped anywhere);
 * ``learner_restart_s``: from the SIGKILL to the first weights of the restarted learner reaching
-  the actor.
+  the actor;
+* ``run_process_cores`` / ``learner_process_cores``: the cores the training run's process and the
+  learner actor's process were allowed, read from the kernel.
+
+Two machines do not share cores, so by default (``--split_cores``) the robot side (the training
+run with its devices and bridge, and the head node) runs on the first core and the learner node on
+the others; ``--no-split_cores`` lets everything share every core. ``--realtime_priority N`` runs
+the action cycle under SCHED_FIFO, as on a robot PC with a real-time kernel.
 
 Targets (issue "The learner on another machine"): cycle p99 <= dt + 1 ms, staleness p50 <= 250 ms,
 the learner back within 10 s, no transition lost. Not a test: figures depend on the machine's load.
@@ -46,6 +53,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of acting (the run's --time_limit)")
     parser.add_argument("--init_step", type=int, default=250, help="random-action steps before learning")
+    parser.add_argument("--split_cores", action=argparse.BooleanOptionalAction, default=True,
+                        help="the robot side (the training run and the head node) on core 0, the learner node on "
+                             "the others, as two machines would be (needs 2 or more cores)")
+    parser.add_argument("--realtime_priority", type=int, default=None,
+                        help="the run's --realtime_priority (SCHED_FIFO for its action cycle; needs the privilege)")
     parser.add_argument("--out", default="benchmark_remote_learner.json", help="JSON file to write")
     args = parser.parse_args(argv)
     if args.duration < 15:
@@ -58,16 +70,21 @@ def run(args: argparse.Namespace, work_dir: str) -> dict:
     """Starts the cluster and the training run, kills the learner once mid-run; returns the figures."""
     from sac.remote.local_cluster import HEAD_IP, LocalCluster, hygiene_env
 
-    with LocalCluster() as cluster:
+    robot_cores, learner_cores = _cores(args.split_cores)
+    with LocalCluster(head_cores=robot_cores, learner_cores=learner_cores) as cluster:
         env = dict(os.environ, **hygiene_env(cluster.home), PYTHONPATH=ROOT, MUJOCO_GL="egl", PYTHONUNBUFFERED="1")
         command = [sys.executable, SCRIPT, "--async_mode", "--learner", "ray", "--ray_address", cluster.address,
                    "--ray_node_ip", HEAD_IP, "--learner_restarts", "3", "--preset", "cpu", "--init_step",
                    str(args.init_step), "--env_step", "1000000", "--time_limit", str(args.duration),
                    "--work_dir", work_dir, "--no-save_tb"]
+        if args.realtime_priority is not None:
+            command += ["--realtime_priority", str(args.realtime_priority)]
         log_path = os.path.join(work_dir, "run.log")
         with open(log_path, "w") as log:
-            proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-            killed_at = _kill_learner_once(cluster, proc, log_path, args.duration)
+            proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    preexec_fn=None if robot_cores is None else lambda: os.sched_setaffinity(0, robot_cores))
+            run_process_cores = sorted(os.sched_getaffinity(proc.pid))
+            killed_at, learner_process_cores = _kill_learner_once(cluster, proc, log_path, args.duration)
             code = proc.wait(args.duration + 300)
         with open(log_path) as f:
             output = f.read()
@@ -89,13 +106,27 @@ def run(args: argparse.Namespace, work_dir: str) -> dict:
             "transitions_sent": summary["transitions_sent"], "transitions_stored": summary["transitions_stored"],
             "transitions_lost": summary["transitions_lost"], "learner_restarts": summary["learner_restarts"],
             "learner_restart_s": None if back is None else back - killed_at,
-            "watchdog_warnings": summary["watchdog_warnings"], "learner_events": restarts, "machine": platform.node(),
+            "watchdog_warnings": summary["watchdog_warnings"], "run_process_cores": run_process_cores,
+            "learner_process_cores": learner_process_cores,
+            "realtime_priority": args.realtime_priority, "learner_events": restarts, "machine": platform.node(),
             "cpus": os.cpu_count(), "load_average_1min": os.getloadavg()[0]}
 
 
-def _kill_learner_once(cluster, proc: subprocess.Popen, log_path: str, duration: float) -> float:
+def _cores(split: bool) -> tuple[set[int] | None, set[int] | None]:
+    """The cores of the robot side and of the learner node (None: any)."""
+    cores = sorted(os.sched_getaffinity(0))
+    if not split:
+        return None, None
+    if len(cores) < 2:
+        raise SystemExit(f"--split_cores needs 2 or more cores, this process may use {len(cores)}; "
+                         "run with --no-split_cores")
+    return {cores[0]}, set(cores[1:])
+
+
+def _kill_learner_once(cluster, proc: subprocess.Popen, log_path: str, duration: float) -> tuple[float, list[int]]:
     """SIGKILLs the learner's process a third of the run after the run began, once it has made
-    updates (so it restarts from a learned checkpoint); returns the wall time of the kill."""
+    updates (so it restarts from a learned checkpoint); returns the wall time of the kill and the
+    cores the learner's process was allowed."""
     deadline = time.monotonic() + 600
     while "learner '" not in _read(log_path):  # the learner is attached: the run's time limit starts now
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -109,9 +140,10 @@ def _kill_learner_once(cluster, proc: subprocess.Popen, log_path: str, duration:
     pid = cluster.learner.pid_of("SACLearner")
     if pid is None:
         raise SystemExit("the learner's process was not found on the learner node")
+    cores = sorted(os.sched_getaffinity(pid))
     killed_at = time.time()
     os.kill(pid, signal.SIGKILL)
-    return killed_at
+    return killed_at, cores
 
 
 def _has_learned(output: str) -> bool:

@@ -69,12 +69,13 @@ class LocalNode:
         log: file its output goes to.
     """
 
-    def __init__(self, args: list[str], env: dict[str, str], log: str) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log: str, cpus: set[int] | None = None) -> None:
         self.args, self.env, self.log_path = args, env, log
         ray = os.path.join(os.path.dirname(sys.executable), "ray")
         with open(log, "wb") as out:  # a fresh log per start: "Ray runtime started" marks this one up
             self.proc = subprocess.Popen([ray, "start", "--block", *args], env=env, stdout=out,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                         preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus))
 
     @property
     def sid(self) -> int:
@@ -115,10 +116,13 @@ class LocalCluster:
         learner_cpus: CPUs the learner node offers.
         learner_resource: how many learners the learner node may host.
         pythonpath: put on the nodes' ``PYTHONPATH`` so their workers import this repository.
+        head_cores / learner_cores: the CPU cores each node's processes may run on (None: any),
+            so that one box can stand for two machines that do not share cores.
     """
 
     def __init__(self, root: str | None = None, learner_cpus: int = 1, learner_resource: float = 1.0,
-                 pythonpath: str = REPO_ROOT) -> None:
+                 pythonpath: str = REPO_ROOT, head_cores: set[int] | None = None,
+                 learner_cores: set[int] | None = None) -> None:
         self._own_root = root is None
         # Short: Ray's AF_UNIX socket paths live under the temp dir and must stay below 108 bytes.
         self.root = root or tempfile.mkdtemp(prefix="rtrl_ray_", dir="/tmp")
@@ -128,6 +132,7 @@ class LocalCluster:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, os.environ.get("PYTHONPATH")) if p)
         self.env = env
         self.learner_cpus, self.learner_resource = learner_cpus, learner_resource
+        self.head_cores, self.learner_cores = head_cores, learner_cores
         self.head: LocalNode | None = None
         self.learner: LocalNode | None = None
 
@@ -149,7 +154,7 @@ class LocalCluster:
                   f"--object-store-memory={OBJECT_STORE_BYTES}"]
         for attempt in range(attempts):
             self.head = LocalNode(["--head", f"--node-ip-address={HEAD_IP}", f"--port={HEAD_PORT}", "--num-cpus=1",
-                                   *common], self.env, os.path.join(self.root, "head.log"))
+                                   *common], self.env, os.path.join(self.root, "head.log"), self.head_cores)
             try:
                 self._wait_for_port(HEAD_IP, HEAD_PORT, self.head, timeout)
                 break
@@ -176,7 +181,7 @@ class LocalCluster:
         self.learner = LocalNode([f"--address={self.address}", f"--node-ip-address={LEARNER_IP}",
                                   f"--num-cpus={self.learner_cpus}",
                                   f"--resources={json.dumps({LEARNER_RESOURCE: self.learner_resource})}", *common],
-                                 self.env, os.path.join(self.root, "learner.log"))
+                                 self.env, os.path.join(self.root, "learner.log"), self.learner_cores)
         deadline = time.monotonic() + timeout
         while self.learner.pid_of("raylet") is None or not self._registered(LEARNER_IP):
             if self.learner.proc.poll() is not None:

@@ -27,6 +27,9 @@ def test_the_remote_learner_benchmark_kills_the_ray_learner_and_reports_its_figu
     assert figures["learner_restarts"] == 1 and figures["learner_restart_s"] > 0
     assert figures["transitions_lost"] == 0 and figures["transitions_sent"] == figures["transitions_stored"] > 100
     assert figures["updates_per_s"] > 0 and figures["cycle_p99_ms"] >= figures["dt_ms"] * 0.9
+    # The two "machines" share no core: the learner's process may not run where the robot side runs.
+    assert figures["learner_process_cores"] and figures["run_process_cores"]
+    assert set(figures["learner_process_cores"]).isdisjoint(figures["run_process_cores"]), figures
 
 
 def test_the_remote_learner_benchmark_refuses_a_run_too_short_to_kill_the_learner_mid_run():
