@@ -54,8 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of acting (the run's --time_limit)")
     parser.add_argument("--init_step", type=int, default=250, help="random-action steps before learning")
     parser.add_argument("--split_cores", action=argparse.BooleanOptionalAction, default=True,
-                        help="the robot side (the training run and the head node) on core 0, the learner node on "
-                             "the others, as two machines would be (needs 2 or more cores)")
+                        help="the robot side (the training run and the head node) on the first core, the learner node "
+                             "on the others, as two machines would be (needs 2 or more cores)")
     parser.add_argument("--realtime_priority", type=int, default=None,
                         help="the run's --realtime_priority (SCHED_FIFO for its action cycle; needs the privilege)")
     parser.add_argument("--out", default="benchmark_remote_learner.json", help="JSON file to write")
@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, work_dir: str) -> dict:
     """Starts the cluster and the training run, kills the learner once mid-run; returns the figures."""
-    from sac.remote.local_cluster import HEAD_IP, LocalCluster, hygiene_env
+    from sac.remote.local_cluster import HEAD_IP, LocalCluster, hygiene_env, pinned_to
 
     robot_cores, learner_cores = _cores(args.split_cores)
     with LocalCluster(head_cores=robot_cores, learner_cores=learner_cores) as cluster:
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace, work_dir: str) -> dict:
         log_path = os.path.join(work_dir, "run.log")
         with open(log_path, "w") as log:
             proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    preexec_fn=None if robot_cores is None else lambda: os.sched_setaffinity(0, robot_cores))
+                                    preexec_fn=pinned_to(robot_cores))
             run_process_cores = sorted(os.sched_getaffinity(proc.pid))
             killed_at, learner_process_cores = _kill_learner_once(cluster, proc, log_path, args.duration)
             code = proc.wait(args.duration + 300)
@@ -114,9 +114,9 @@ def run(args: argparse.Namespace, work_dir: str) -> dict:
 
 def _cores(split: bool) -> tuple[set[int] | None, set[int] | None]:
     """The cores of the robot side and of the learner node (None: any)."""
-    cores = sorted(os.sched_getaffinity(0))
     if not split:
         return None, None
+    cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2:
         raise SystemExit(f"--split_cores needs 2 or more cores, this process may use {len(cores)}; "
                          "run with --no-split_cores")

@@ -52,6 +52,12 @@ def hygiene_env(home: str) -> dict[str, str]:
             "RAY_USAGE_STATS_PROMPT_ENABLED": "0"}
 
 
+def pinned_to(cores: set[int] | None):
+    """A ``preexec_fn`` for :class:`subprocess.Popen` that keeps the child and all it starts on
+    ``cores`` (None when ``cores`` is None: no restriction)."""
+    return None if cores is None else lambda: os.sched_setaffinity(0, cores)
+
+
 def make_home(directory: str) -> str:
     """Creates a fresh HOME with the local-provider bootstrap config; returns its path."""
     os.makedirs(directory, exist_ok=True)
@@ -67,15 +73,16 @@ class LocalNode:
         args: arguments of ``ray start`` after ``--block``.
         env: its environment.
         log: file its output goes to.
+        cores: the CPU cores its processes may run on (None: any).
     """
 
-    def __init__(self, args: list[str], env: dict[str, str], log: str, cpus: set[int] | None = None) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log: str, cores: set[int] | None = None) -> None:
         self.args, self.env, self.log_path = args, env, log
         ray = os.path.join(os.path.dirname(sys.executable), "ray")
         with open(log, "wb") as out:  # a fresh log per start: "Ray runtime started" marks this one up
             self.proc = subprocess.Popen([ray, "start", "--block", *args], env=env, stdout=out,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                         preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus))
+                                         preexec_fn=pinned_to(cores))
 
     @property
     def sid(self) -> int:
